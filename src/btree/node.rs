@@ -1,0 +1,732 @@
+//! The on-disk B-tree node: a 4096-byte page (spec/FORMAT.md §6).
+//!
+//! ```text
+//! 0   4  magic "DFBT"
+//! 4   4  CRC-32 of bytes 8..4096
+//! 8   8  sequence number of the commit that wrote the node
+//! 16  1  tree id
+//! 17  1  level (0 = leaf)
+//! 18  2  entry count n
+//! 20  2  prefix length p (bytes every key of the node starts with)
+//! 22  2  end of used bytes; the rest of the page is zero
+//! 24  p  prefix
+//! leaf:   n slots of (key off u16, key len u16, value off u16, value len u16)
+//! branch: n+1 children of (page u64, crc u32), then n slots of (key off u16, key len u16)
+//! then the heap: key suffixes (and leaf values), in entry order
+//! ```
+//!
+//! [`NodeView`] reads a page in place without allocating; every access is
+//! bounds-checked so that a damaged page yields [`Error::Corrupt`], never a
+//! panic. [`Node`] is the decoded, mutable form the writer works on.
+
+use std::cmp::Ordering;
+
+use crate::btree::TreeId;
+use crate::error::{Error, Result};
+use crate::header::{le_u16, le_u32, le_u64};
+
+/// Bytes of a node page.
+pub(crate) const NODE_SIZE: usize = 4096;
+/// Bytes of the node header.
+pub(crate) const HEADER: usize = 24;
+/// Node magic.
+pub(crate) const NODE_MAGIC: [u8; 4] = *b"DFBT";
+const LEAF_SLOT: usize = 8;
+const BRANCH_SLOT: usize = 4;
+const CHILD: usize = 12;
+/// The largest leaf entry (slot + key + value, uncompressed) a tree accepts.
+/// Two of them always fit in a node, so a split always succeeds.
+pub(crate) const MAX_LEAF_ENTRY: usize = (NODE_SIZE - HEADER) / 2 - CHILD;
+/// The longest key any tree accepts (user keys are limited to 1024 bytes).
+pub(crate) const MAX_TREE_KEY: usize = 1024;
+
+/// A reference from a parent to a child node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Ref {
+    /// A committed node: its page and the CRC it must have.
+    Clean {
+        /// Block ID (file offset) of the page.
+        page: u64,
+        /// Expected CRC-32 of the page.
+        crc: u32,
+    },
+    /// A node changed in the current transaction, by arena index.
+    Dirty(u32),
+}
+
+/// Where a key falls in a node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Pos {
+    /// Entry `i` has the key.
+    Found(usize),
+    /// No entry has it; it would be inserted at `i`.
+    Missing(usize),
+}
+
+/// Computes the CRC stored in a node page (bytes 8..4096).
+pub(crate) fn page_crc(page: &[u8]) -> u32 {
+    crc32fast::hash(page.get(8..).unwrap_or(&[]))
+}
+
+/// Length of the common prefix of two byte strings.
+pub(crate) fn common_prefix(a: &[u8], b: &[u8]) -> usize {
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
+}
+
+/// A node page read in place.
+#[derive(Clone, Copy)]
+pub(crate) struct NodeView<'a> {
+    b: &'a [u8],
+    n: usize,
+    p: usize,
+    level: u8,
+    /// Offset of the slot array.
+    slots: usize,
+    /// Offset of the child array (branches).
+    children: usize,
+    /// First byte past the used area.
+    end: usize,
+    /// File offset, for error messages.
+    page: u64,
+}
+
+impl<'a> NodeView<'a> {
+    /// Parses the header of a page and checks that the fixed-size parts lie
+    /// inside it. `page` is the file offset, used in errors. O(1).
+    pub(crate) fn parse(b: &'a [u8], page: u64, tree: TreeId, level: u8) -> Result<NodeView<'a>> {
+        let bad = |d: String| Error::corrupt("B-tree node", page, d);
+        if b.len() != NODE_SIZE {
+            return Err(bad(format!("page of {} bytes", b.len())));
+        }
+        if b[0..4] != NODE_MAGIC {
+            return Err(bad("no node magic".into()));
+        }
+        if b[16] != tree.0 {
+            return Err(bad(format!("belongs to tree {} not {}", b[16], tree.0)));
+        }
+        if b[17] != level {
+            return Err(bad(format!("level {} where {} was expected", b[17], level)));
+        }
+        let n = le_u16(b, 18).unwrap_or(0) as usize;
+        let p = le_u16(b, 20).unwrap_or(0) as usize;
+        let end = le_u16(b, 22).unwrap_or(0) as usize;
+        let fixed = if level == 0 {
+            HEADER + p + n * LEAF_SLOT
+        } else {
+            HEADER + p + (n + 1) * CHILD + n * BRANCH_SLOT
+        };
+        if end > NODE_SIZE || fixed > end || p > MAX_TREE_KEY {
+            return Err(bad(format!(
+                "{n} entries, prefix {p}, end {end} do not fit"
+            )));
+        }
+        if n == 0 && level > 0 {
+            return Err(bad("branch without keys".into()));
+        }
+        let (slots, children) = if level == 0 {
+            (HEADER + p, 0)
+        } else {
+            (HEADER + p + (n + 1) * CHILD, HEADER + p)
+        };
+        Ok(NodeView {
+            b,
+            n,
+            p,
+            level,
+            slots,
+            children,
+            end,
+            page,
+        })
+    }
+
+    /// The checks done once per page per handle, with the CRC: every slot in
+    /// bounds, keys strictly ascending, unused bytes zero.
+    pub(crate) fn validate(&self) -> Result<()> {
+        let bad = |d: String| Error::corrupt("B-tree node", self.page, d);
+        let heap = if self.level == 0 {
+            self.slots + self.n * LEAF_SLOT
+        } else {
+            self.slots + self.n * BRANCH_SLOT
+        };
+        let mut prev: Option<&[u8]> = None;
+        for i in 0..self.n {
+            let (ko, kl) = self.key_range(i);
+            if ko < heap || ko + kl > self.end {
+                return Err(bad(format!("key {i} outside the heap")));
+            }
+            if self.p + kl > MAX_TREE_KEY || self.p + kl == 0 {
+                return Err(bad(format!("key {i} has invalid length {}", self.p + kl)));
+            }
+            if self.level == 0 {
+                let (vo, vl) = self.val_range(i);
+                if vo < heap || vo + vl > self.end {
+                    return Err(bad(format!("value {i} outside the heap")));
+                }
+            }
+            let k = &self.b[ko..ko + kl];
+            if let Some(pk) = prev {
+                if pk >= k {
+                    return Err(bad(format!("keys {} and {i} out of order", i - 1)));
+                }
+            }
+            prev = Some(k);
+        }
+        if self.b[self.end..].iter().any(|&x| x != 0) {
+            return Err(bad("bytes past the used area are not zero".into()));
+        }
+        Ok(())
+    }
+
+    /// Number of entries (leaf) or separator keys (branch).
+    pub(crate) fn len(&self) -> usize {
+        self.n
+    }
+
+    /// 0 for leaves.
+    pub(crate) fn level(&self) -> u8 {
+        self.level
+    }
+
+    /// The prefix every key of the node starts with.
+    pub(crate) fn prefix(&self) -> &'a [u8] {
+        &self.b[HEADER..HEADER + self.p]
+    }
+
+    fn key_range(&self, i: usize) -> (usize, usize) {
+        let w = if self.level == 0 {
+            LEAF_SLOT
+        } else {
+            BRANCH_SLOT
+        };
+        let at = self.slots + i * w;
+        (
+            le_u16(self.b, at).unwrap_or(0) as usize,
+            le_u16(self.b, at + 2).unwrap_or(0) as usize,
+        )
+    }
+
+    fn val_range(&self, i: usize) -> (usize, usize) {
+        let at = self.slots + i * LEAF_SLOT;
+        (
+            le_u16(self.b, at + 4).unwrap_or(0) as usize,
+            le_u16(self.b, at + 6).unwrap_or(0) as usize,
+        )
+    }
+
+    fn oob(&self, what: &str, i: usize) -> Error {
+        Error::corrupt(
+            "B-tree node",
+            self.page,
+            format!("{what} {i} out of bounds"),
+        )
+    }
+
+    /// Key `i` without the node prefix.
+    pub(crate) fn suffix(&self, i: usize) -> Result<&'a [u8]> {
+        if i >= self.n {
+            return Err(self.oob("key", i));
+        }
+        let (o, l) = self.key_range(i);
+        self.b.get(o..o + l).ok_or_else(|| self.oob("key", i))
+    }
+
+    /// Key `i` in full.
+    pub(crate) fn key(&self, i: usize) -> Result<Vec<u8>> {
+        let s = self.suffix(i)?;
+        let mut k = Vec::with_capacity(self.p + s.len());
+        k.extend_from_slice(self.prefix());
+        k.extend_from_slice(s);
+        Ok(k)
+    }
+
+    /// Value `i` of a leaf.
+    pub(crate) fn val(&self, i: usize) -> Result<&'a [u8]> {
+        if i >= self.n || self.level != 0 {
+            return Err(self.oob("value", i));
+        }
+        let (o, l) = self.val_range(i);
+        self.b.get(o..o + l).ok_or_else(|| self.oob("value", i))
+    }
+
+    /// Child `i` (0..=len) of a branch.
+    pub(crate) fn child(&self, i: usize) -> Result<Ref> {
+        if i > self.n || self.level == 0 {
+            return Err(self.oob("child", i));
+        }
+        let at = self.children + i * CHILD;
+        match (le_u64(self.b, at), le_u32(self.b, at + 8)) {
+            (Some(page), Some(crc)) => Ok(Ref::Clean { page, crc }),
+            _ => Err(self.oob("child", i)),
+        }
+    }
+
+    /// Where `key` falls: for a leaf, the entry that has it or its insertion
+    /// point; for a branch, `Missing(i)` / `Found(i)` name the separator (use
+    /// [`child_for`](Self::child_for) to descend).
+    pub(crate) fn search(&self, key: &[u8]) -> Result<Pos> {
+        let pre = self.prefix();
+        let m = pre.len().min(key.len());
+        match key[..m].cmp(&pre[..m]) {
+            Ordering::Less => return Ok(Pos::Missing(0)),
+            Ordering::Greater => return Ok(Pos::Missing(self.n)),
+            Ordering::Equal if key.len() < pre.len() => return Ok(Pos::Missing(0)),
+            Ordering::Equal => {}
+        }
+        let rest = &key[pre.len()..];
+        let (mut lo, mut hi) = (0usize, self.n);
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            match self.suffix(mid)?.cmp(rest) {
+                Ordering::Less => lo = mid + 1,
+                Ordering::Greater => hi = mid,
+                Ordering::Equal => return Ok(Pos::Found(mid)),
+            }
+        }
+        Ok(Pos::Missing(lo))
+    }
+
+    /// The index of the child whose subtree holds `key`.
+    pub(crate) fn child_for(&self, key: &[u8]) -> Result<usize> {
+        Ok(match self.search(key)? {
+            Pos::Found(i) => i + 1,
+            Pos::Missing(i) => i,
+        })
+    }
+
+    /// Decodes the page into a mutable [`Node`].
+    pub(crate) fn to_node(self) -> Result<Node> {
+        let mut node = Node::new(self.level);
+        for i in 0..self.n {
+            let k = self.key(i)?;
+            node.key_bytes += k.len();
+            node.keys.push(k);
+            if self.level == 0 {
+                let v = self.val(i)?.to_vec();
+                node.val_bytes += v.len();
+                node.vals.push(v);
+            }
+        }
+        if self.level > 0 {
+            for i in 0..=self.n {
+                node.children.push(self.child(i)?);
+            }
+        }
+        Ok(node)
+    }
+}
+
+/// A decoded node the writer changes in memory.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Node {
+    /// 0 for leaves.
+    pub level: u8,
+    /// Full keys, ascending.
+    pub keys: Vec<Vec<u8>>,
+    /// Leaf values (empty for branches).
+    pub vals: Vec<Vec<u8>>,
+    /// Branch children, `keys.len() + 1` of them (empty for leaves).
+    pub children: Vec<Ref>,
+    key_bytes: usize,
+    val_bytes: usize,
+}
+
+impl Node {
+    /// An empty node at `level`.
+    pub(crate) fn new(level: u8) -> Node {
+        Node {
+            level,
+            ..Default::default()
+        }
+    }
+
+    /// Whether this is a leaf.
+    pub(crate) fn is_leaf(&self) -> bool {
+        self.level == 0
+    }
+
+    /// Number of keys.
+    pub(crate) fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Prefix length shared by all keys.
+    fn prefix_len(&self) -> usize {
+        match (self.keys.first(), self.keys.last()) {
+            (Some(a), Some(b)) if self.keys.len() > 1 => common_prefix(a, b),
+            // One key: keep it whole in the heap (a prefix buys nothing).
+            _ => 0,
+        }
+    }
+
+    /// Bytes the node takes when encoded.
+    pub(crate) fn encoded_len(&self) -> usize {
+        let n = self.keys.len();
+        let p = self.prefix_len();
+        let fixed = if self.is_leaf() {
+            n * LEAF_SLOT
+        } else {
+            (n + 1) * CHILD + n * BRANCH_SLOT
+        };
+        HEADER + p + fixed + (self.key_bytes - n * p) + self.val_bytes
+    }
+
+    /// Whether the node fits in a page.
+    pub(crate) fn fits(&self) -> bool {
+        self.encoded_len() <= NODE_SIZE
+    }
+
+    /// Inserts a leaf entry at `i`.
+    pub(crate) fn insert_entry(&mut self, i: usize, key: Vec<u8>, val: Vec<u8>) {
+        self.key_bytes += key.len();
+        self.val_bytes += val.len();
+        self.keys.insert(i, key);
+        self.vals.insert(i, val);
+    }
+
+    /// Replaces leaf value `i`, returning the old one.
+    pub(crate) fn replace_val(&mut self, i: usize, val: Vec<u8>) -> Vec<u8> {
+        self.val_bytes = self.val_bytes + val.len() - self.vals[i].len();
+        std::mem::replace(&mut self.vals[i], val)
+    }
+
+    /// Removes leaf entry `i`.
+    pub(crate) fn remove_entry(&mut self, i: usize) -> (Vec<u8>, Vec<u8>) {
+        let k = self.keys.remove(i);
+        let v = self.vals.remove(i);
+        self.key_bytes -= k.len();
+        self.val_bytes -= v.len();
+        (k, v)
+    }
+
+    /// Inserts separator `key` at `i` with `right` as child `i + 1`.
+    pub(crate) fn insert_child(&mut self, i: usize, key: Vec<u8>, right: Ref) {
+        self.key_bytes += key.len();
+        self.keys.insert(i, key);
+        self.children.insert(i + 1, right);
+    }
+
+    /// Removes separator `i` and child `i + 1`.
+    pub(crate) fn remove_child(&mut self, i: usize) -> (Vec<u8>, Ref) {
+        let k = self.keys.remove(i);
+        self.key_bytes -= k.len();
+        (k, self.children.remove(i + 1))
+    }
+
+    /// Where `key` is among the keys.
+    pub(crate) fn search(&self, key: &[u8]) -> Pos {
+        match self.keys.binary_search_by(|k| k.as_slice().cmp(key)) {
+            Ok(i) => Pos::Found(i),
+            Err(i) => Pos::Missing(i),
+        }
+    }
+
+    /// The index of the child whose subtree holds `key`.
+    pub(crate) fn child_for(&self, key: &[u8]) -> usize {
+        match self.search(key) {
+            Pos::Found(i) => i + 1,
+            Pos::Missing(i) => i,
+        }
+    }
+
+    /// Moves the entries (and children) from `at` on into a new node. For a
+    /// branch the key at `at` is returned as the separator and belongs to
+    /// neither half; for a leaf the separator is the shortest key between
+    /// the halves.
+    pub(crate) fn split_off(&mut self, at: usize) -> (Vec<u8>, Node) {
+        let mut right = Node::new(self.level);
+        if self.is_leaf() {
+            right.keys = self.keys.split_off(at);
+            right.vals = self.vals.split_off(at);
+            right.recount();
+            self.recount();
+            let sep = match (self.keys.last(), right.keys.first()) {
+                (Some(a), Some(b)) => shortest_separator(a, b),
+                (_, Some(b)) => b.clone(),
+                _ => Vec::new(),
+            };
+            (sep, right)
+        } else {
+            right.keys = self.keys.split_off(at + 1);
+            right.children = self.children.split_off(at + 1);
+            let sep = self.keys.pop().unwrap_or_default();
+            right.recount();
+            self.recount();
+            (sep, right)
+        }
+    }
+
+    /// Appends all of `right` to this node; `sep` is the parent's separator
+    /// between them (used for branches).
+    pub(crate) fn merge(&mut self, sep: Vec<u8>, mut right: Node) {
+        if !self.is_leaf() {
+            self.keys.push(sep);
+        }
+        self.keys.append(&mut right.keys);
+        self.vals.append(&mut right.vals);
+        self.children.append(&mut right.children);
+        self.recount();
+    }
+
+    fn recount(&mut self) {
+        self.key_bytes = self.keys.iter().map(|k| k.len()).sum();
+        self.val_bytes = self.vals.iter().map(|v| v.len()).sum();
+    }
+
+    /// Encoded size of entries `a..b` as a node of their own (leaf) or of
+    /// separators `a..b` with children `a..=b` (branch).
+    fn range_len(&self, a: usize, b: usize) -> usize {
+        if a >= b {
+            return HEADER;
+        }
+        let n = b - a;
+        let p = if n > 1 {
+            common_prefix(&self.keys[a], &self.keys[b - 1])
+        } else {
+            0
+        };
+        let kb: usize = self.keys[a..b].iter().map(|k| k.len() - p).sum();
+        if self.is_leaf() {
+            let vb: usize = self.vals[a..b].iter().map(|v| v.len()).sum();
+            HEADER + p + n * LEAF_SLOT + kb + vb
+        } else {
+            HEADER + p + (n + 1) * CHILD + n * BRANCH_SLOT + kb
+        }
+    }
+
+    /// Chooses where to cut an overflowing node. Returns the start index of
+    /// every piece after the first (for branches, the index of the separator
+    /// that moves up). `append` asks for full left pieces (sequential
+    /// inserts); otherwise the cut balances bytes.
+    pub(crate) fn split_points(&self, append: bool) -> Vec<usize> {
+        let n = self.keys.len();
+        let leaf = self.is_leaf();
+        // A piece covers keys [a, b); for a branch, key b moves up to the
+        // parent and the next piece starts at b + 1. Every piece needs at
+        // least one key.
+        let fits = |a: usize, b: usize| self.range_len(a, b) <= NODE_SIZE;
+        let next = |b: usize| if leaf { b } else { b + 1 };
+        if !append && n >= 3 {
+            // Start at the uncompressed byte midpoint and widen until both
+            // halves fit.
+            let weight = |i: usize| self.keys[i].len() + self.vals.get(i).map_or(0, |v| v.len());
+            let total: usize = (0..n).map(weight).sum();
+            let mut acc = 0;
+            let mut mid = 1;
+            for i in 0..n {
+                acc += weight(i);
+                if acc * 2 >= total {
+                    mid = i.max(1);
+                    break;
+                }
+            }
+            let valid = |c: usize| c >= 1 && next(c) < n && fits(0, c) && fits(next(c), n);
+            for d in 0..n {
+                if mid >= d && valid(mid - d) {
+                    return vec![mid - d];
+                }
+                if valid(mid + d) {
+                    return vec![mid + d];
+                }
+            }
+        }
+        // Greedy: fill each piece as far as it goes.
+        let mut cuts = Vec::new();
+        let mut a = 0;
+        while a < n && !fits(a, n) {
+            let mut b = a + 1;
+            while next(b + 1) < n && fits(a, b + 1) {
+                b += 1;
+            }
+            cuts.push(b);
+            a = next(b);
+        }
+        cuts
+    }
+
+    /// Encodes the node into a page. Children must all be clean.
+    pub(crate) fn encode(&self, tree: TreeId, seq: u64) -> Result<[u8; NODE_SIZE]> {
+        let mut b = [0u8; NODE_SIZE];
+        let n = self.keys.len();
+        let p = self.prefix_len();
+        if !self.fits() || n > u16::MAX as usize {
+            return Err(Error::corrupt(
+                "B-tree node",
+                0,
+                format!("node of {} bytes does not fit a page", self.encoded_len()),
+            ));
+        }
+        b[0..4].copy_from_slice(&NODE_MAGIC);
+        b[8..16].copy_from_slice(&seq.to_le_bytes());
+        b[16] = tree.0;
+        b[17] = self.level;
+        b[18..20].copy_from_slice(&(n as u16).to_le_bytes());
+        b[20..22].copy_from_slice(&(p as u16).to_le_bytes());
+        if let Some(k) = self.keys.first() {
+            b[HEADER..HEADER + p].copy_from_slice(&k[..p]);
+        }
+        let mut at = HEADER + p;
+        if !self.is_leaf() {
+            for c in &self.children {
+                let Ref::Clean { page, crc } = *c else {
+                    return Err(Error::corrupt(
+                        "B-tree node",
+                        0,
+                        "encoding a node with an unwritten child",
+                    ));
+                };
+                b[at..at + 8].copy_from_slice(&page.to_le_bytes());
+                b[at + 8..at + 12].copy_from_slice(&crc.to_le_bytes());
+                at += CHILD;
+            }
+        }
+        let slots = at;
+        let slot_w = if self.is_leaf() {
+            LEAF_SLOT
+        } else {
+            BRANCH_SLOT
+        };
+        let mut heap = slots + n * slot_w;
+        for i in 0..n {
+            let s = &self.keys[i][p..];
+            let so = slots + i * slot_w;
+            b[so..so + 2].copy_from_slice(&(heap as u16).to_le_bytes());
+            b[so + 2..so + 4].copy_from_slice(&(s.len() as u16).to_le_bytes());
+            b[heap..heap + s.len()].copy_from_slice(s);
+            heap += s.len();
+            if self.is_leaf() {
+                let v = &self.vals[i];
+                b[so + 4..so + 6].copy_from_slice(&(heap as u16).to_le_bytes());
+                b[so + 6..so + 8].copy_from_slice(&(v.len() as u16).to_le_bytes());
+                b[heap..heap + v.len()].copy_from_slice(v);
+                heap += v.len();
+            }
+        }
+        b[22..24].copy_from_slice(&(heap as u16).to_le_bytes());
+        let crc = page_crc(&b);
+        b[4..8].copy_from_slice(&crc.to_le_bytes());
+        Ok(b)
+    }
+}
+
+/// The shortest key `s` with `a < s <= b` (for `a < b`).
+pub(crate) fn shortest_separator(a: &[u8], b: &[u8]) -> Vec<u8> {
+    let l = common_prefix(a, b);
+    b[..(l + 1).min(b.len())].to_vec()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn leaf(entries: &[(&[u8], &[u8])]) -> Node {
+        let mut n = Node::new(0);
+        for (k, v) in entries {
+            let i = n.len();
+            n.insert_entry(i, k.to_vec(), v.to_vec());
+        }
+        n
+    }
+
+    #[test]
+    fn leaf_roundtrip_with_prefix() {
+        let keys: Vec<Vec<u8>> = (0..50u32)
+            .map(|i| {
+                let mut k = b"dataset-0000-".to_vec();
+                k.extend_from_slice(&i.to_be_bytes());
+                k
+            })
+            .collect();
+        let mut n = Node::new(0);
+        for (i, k) in keys.iter().enumerate() {
+            n.insert_entry(i, k.clone(), vec![i as u8; i % 7]);
+        }
+        let page = n.encode(TreeId::PRIMARY, 9).unwrap();
+        assert_eq!(n.encoded_len(), le_u16(&page, 22).unwrap() as usize);
+        let v = NodeView::parse(&page, 4096, TreeId::PRIMARY, 0).unwrap();
+        v.validate().unwrap();
+        assert_eq!(v.prefix(), b"dataset-0000-\0\0\0");
+        for (i, k) in keys.iter().enumerate() {
+            assert_eq!(v.search(k).unwrap(), Pos::Found(i));
+            assert_eq!(v.val(i).unwrap(), &vec![i as u8; i % 7][..]);
+        }
+        assert_eq!(v.search(b"a").unwrap(), Pos::Missing(0));
+        assert_eq!(v.search(b"dataset").unwrap(), Pos::Missing(0));
+        assert_eq!(v.search(b"z").unwrap(), Pos::Missing(50));
+        let back = v.to_node().unwrap();
+        assert_eq!(back.keys, n.keys);
+        assert_eq!(back.vals, n.vals);
+    }
+
+    #[test]
+    fn branch_roundtrip_and_child_search() {
+        let mut n = Node::new(1);
+        n.children.push(Ref::Clean { page: 4096, crc: 1 });
+        for (i, k) in [b"b".as_slice(), b"d", b"f"].iter().enumerate() {
+            n.insert_child(
+                i,
+                k.to_vec(),
+                Ref::Clean {
+                    page: 8192 * (i as u64 + 1),
+                    crc: 2,
+                },
+            );
+        }
+        let page = n.encode(TreeId::PRIMARY, 1).unwrap();
+        let v = NodeView::parse(&page, 0, TreeId::PRIMARY, 1).unwrap();
+        v.validate().unwrap();
+        assert_eq!(v.child_for(b"a").unwrap(), 0);
+        assert_eq!(v.child_for(b"b").unwrap(), 1);
+        assert_eq!(v.child_for(b"c").unwrap(), 1);
+        assert_eq!(v.child_for(b"f").unwrap(), 3);
+        assert_eq!(
+            v.child(3).unwrap(),
+            Ref::Clean {
+                page: 24576,
+                crc: 2
+            }
+        );
+    }
+
+    #[test]
+    fn wrong_tree_level_and_bitflips_are_errors() {
+        let n = leaf(&[(b"k1", b"v1"), (b"k2", b"v2")]);
+        let page = n.encode(TreeId::PRIMARY, 1).unwrap();
+        assert!(NodeView::parse(&page, 0, TreeId::LAST_USED, 0).is_err());
+        assert!(NodeView::parse(&page, 0, TreeId::PRIMARY, 1).is_err());
+        for i in 8..200 {
+            let mut c = page;
+            c[i] ^= 0x10;
+            assert_ne!(page_crc(&c), le_u32(&c, 4).unwrap(), "byte {i}");
+            // Parsing and validating garbage must never panic.
+            if let Ok(v) = NodeView::parse(&c, 0, TreeId::PRIMARY, 0) {
+                let _ = v.validate();
+                let _ = v.search(b"k1");
+                for j in 0..v.len() {
+                    let _ = v.key(j);
+                    let _ = v.val(j);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn split_points_fit() {
+        // Large entries with no shared prefix.
+        let mut n = Node::new(0);
+        for i in 0..5u8 {
+            n.insert_entry(i as usize, vec![i; 1000], vec![i; 900]);
+        }
+        assert!(!n.fits());
+        for append in [false, true] {
+            let cuts = n.split_points(append);
+            let mut a = 0;
+            for &c in cuts.iter().chain(std::iter::once(&n.len())) {
+                assert!(n.range_len(a, c) <= NODE_SIZE);
+                a = c;
+            }
+        }
+        assert_eq!(shortest_separator(b"abc", b"abzzz"), b"abz");
+        assert_eq!(shortest_separator(b"ab", b"abc"), b"abc");
+    }
+}

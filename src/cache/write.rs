@@ -1,0 +1,617 @@
+//! Writes: put, remove, clear, flush; applying readers' LRU notes; eviction
+//! under the size cap.
+//!
+//! Space rule: a commit must always be possible, because a commit is what
+//! turns freed space into reusable space (copy-on-write keeps the last
+//! committed state intact until then). So values may only take space while
+//! enough stays free for committing the current changes plus a reserve for
+//! evicting; when that runs out the writer evicts least-recently-used
+//! entries and commits.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use crate::btree::TreeId;
+use crate::cache::codec;
+use crate::cache::overlay::Overlay;
+use crate::cache::read::{chunk_table, encode_chunk_table, Chunk};
+use crate::cache::record::{Body, Codec, MetaRef, Record};
+use crate::cache::slots::Note;
+use crate::cache::{check_key, DatasetFileCache, View, Writer, CHUNK_RAW, INLINE_MAX};
+use crate::error::{Error, Result};
+use crate::header::{DATA_START, PAGE};
+use crate::storage::allocator::{align_up, ExtentKind, ALIGN};
+use crate::storage::now_ms;
+
+/// Longest metadata an entry may carry.
+pub const MAX_META_LEN: usize = 64 << 10;
+/// Metadata up to this length lives in the entry record.
+const META_INLINE_MAX: usize = 128;
+/// Pages one entry change may dirty across the four trees it touches.
+const OP_DIRTY_PAGES: u64 = 24;
+
+/// Why an entry is removed.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Why {
+    Removed,
+    Evicted,
+    Expired,
+    Corrupt,
+}
+
+/// What a put stores.
+pub(crate) enum Payload<'a> {
+    /// These bytes.
+    Bytes(&'a [u8]),
+}
+
+impl DatasetFileCache {
+    /// Stores `value` under `key`, replacing any earlier value. Visible to
+    /// `get` at once; durable after [`flush`](crate::Flushable::flush).
+    ///
+    /// On a cache with a maximum file size, least recently used entries are
+    /// evicted to make room.
+    ///
+    /// # Errors
+    /// [`Error::InvalidKey`]; [`Error::ReadOnly`]; [`Error::ValueTooLarge`]
+    /// when the value could never fit under the maximum file size;
+    /// [`Error::NoSpace`] when live [`Value`](crate::Value)s hold the space
+    /// needed; I/O errors (which poison the handle).
+    pub fn put(&self, key: &[u8], value: &[u8]) -> Result<()> {
+        self.put_entry(key, Payload::Bytes(value), None)
+    }
+
+    /// Removes `key`; returns whether it was present.
+    ///
+    /// # Errors
+    /// [`Error::InvalidKey`]; [`Error::ReadOnly`]; I/O errors.
+    pub fn remove(&self, key: &[u8]) -> Result<bool> {
+        check_key(key)?;
+        self.with_writer(|w| Ok(self.remove_locked(w, key, Why::Removed)?.is_some()))
+    }
+
+    /// Drops every entry (and group and dictionary), commits, and shrinks
+    /// the file to its minimum. The maximum file size and maximum age stay.
+    ///
+    /// # Errors
+    /// [`Error::ReadOnly`]; I/O errors.
+    pub fn clear(&self) -> Result<()> {
+        self.with_writer(|w| {
+            self.discard_notes();
+            for id in [
+                TreeId::PRIMARY,
+                TreeId::LAST_USED,
+                TreeId::GROUPS,
+                TreeId::DICTS,
+            ] {
+                self.store.with_tree(&mut w.txn, id, |t, cx| {
+                    t.drop_all(cx);
+                    Ok(())
+                })?;
+            }
+            self.store.reset_space(&mut w.txn)?;
+            let m = &mut w.txn.meta;
+            m.entries = 0;
+            m.raw_bytes = 0;
+            m.stored_bytes = 0;
+            m.meta_bytes = 0;
+            self.entries.store(0, Ordering::Release);
+            self.commit_locked(w, true)
+        })
+    }
+
+    /// Stores an entry (value or negative entry) with optional metadata.
+    pub(crate) fn put_entry(
+        &self,
+        key: &[u8],
+        payload: Payload<'_>,
+        meta: Option<&[u8]>,
+    ) -> Result<()> {
+        check_key(key)?;
+        if let Some(m) = meta {
+            if m.len() > MAX_META_LEN {
+                return Err(Error::InvalidArgument(format!(
+                    "metadata of {} bytes exceeds the limit of {MAX_META_LEN}",
+                    m.len()
+                )));
+            }
+        }
+        // Compress outside the writer lock.
+        let encoded = match payload {
+            Payload::Bytes(v) if v.len() as u64 <= CHUNK_RAW => {
+                let (c, out) = codec::compress(v, self.compression_level, &self.backoff)?;
+                Some((c, out))
+            }
+            _ => None,
+        };
+        self.with_writer(|w| {
+            let (body, codec, crc, raw_len, inline, stored_total) = match payload {
+                Payload::Bytes(v) if v.len() as u64 > CHUNK_RAW => {
+                    let (off, len, crc, total) = self.write_chunked(w, v)?;
+                    (
+                        Body::Chunked { off, len },
+                        Codec::Raw,
+                        crc,
+                        v.len() as u64,
+                        &[][..],
+                        total,
+                    )
+                }
+                Payload::Bytes(v) => {
+                    let (codec, out) = encoded
+                        .as_ref()
+                        .map(|(c, o)| (*c, o.as_deref()))
+                        .unwrap_or((Codec::Raw, None));
+                    let stored = out.unwrap_or(v);
+                    let crc = crc32fast::hash(stored);
+                    if stored.len() <= INLINE_MAX {
+                        (
+                            Body::Inline {
+                                start: 0,
+                                len: stored.len(),
+                            },
+                            codec,
+                            crc,
+                            v.len() as u64,
+                            stored,
+                            stored.len() as u64,
+                        )
+                    } else {
+                        let off = self.write_extent(w, &[stored], ExtentKind::Value)?;
+                        let len = stored.len() as u64;
+                        (
+                            Body::Extent { off, len },
+                            codec,
+                            crc,
+                            v.len() as u64,
+                            &[][..],
+                            len,
+                        )
+                    }
+                }
+            };
+            let (meta_ref, meta_inline) = match meta {
+                None => (None, &[][..]),
+                Some(m) if m.len() <= META_INLINE_MAX => (
+                    Some(MetaRef::Inline {
+                        start: 0,
+                        len: m.len(),
+                    }),
+                    m,
+                ),
+                Some(m) => {
+                    let off = self.write_extent(w, &[m], ExtentKind::Meta)?;
+                    (
+                        Some(MetaRef::Extent {
+                            off,
+                            len: m.len() as u64,
+                            crc: crc32fast::hash(m),
+                        }),
+                        &[][..],
+                    )
+                }
+            };
+            let tick = self.clock.fetch_add(1, Ordering::AcqRel);
+            let rec = Record {
+                body,
+                codec,
+                crc,
+                raw_len,
+                tick,
+                inserted_ms: now_ms(),
+                dict: 0,
+                meta: meta_ref,
+            };
+            let bytes = rec.encode(inline, meta_inline);
+            self.install(w, key, &rec, bytes, stored_total)?;
+            w.inserts += 1;
+            if self.pending.lock().len() >= crate::cache::read::PENDING_APPLY {
+                self.apply_notes(w)?;
+            }
+            if w.txn.dirty_nodes() > self.max_dirty_pages {
+                self.commit_locked(w, false)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Puts the encoded record `bytes` (describing `rec`) under `key` and
+    /// releases what the entry it replaces held.
+    fn install(
+        &self,
+        w: &mut Writer,
+        key: &[u8],
+        rec: &Record,
+        bytes: Vec<u8>,
+        stored_total: u64,
+    ) -> Result<()> {
+        let st = &self.store;
+        let old = st.with_tree(&mut w.txn, TreeId::PRIMARY, |t, cx| {
+            t.insert(cx, key, &bytes)
+        })?;
+        st.with_tree(&mut w.txn, TreeId::LAST_USED, |t, cx| {
+            t.insert(cx, &rec.tick.to_be_bytes(), key)
+        })?;
+        let old = match old {
+            Some(b) => {
+                let r = Record::decode(&b)?;
+                st.with_tree(&mut w.txn, TreeId::LAST_USED, |t, cx| {
+                    t.remove(cx, &r.tick.to_be_bytes())
+                })?;
+                Some((r, b))
+            }
+            None => None,
+        };
+        w.overlay.set(key, Some(Arc::from(bytes)));
+        let m = &mut w.txn.meta;
+        m.raw_bytes += rec.raw_len;
+        m.stored_bytes += stored_total;
+        m.meta_bytes += rec.meta_len();
+        match old {
+            Some((r, b)) => {
+                let freed = self.free_entry_space(w, &r, &b)?;
+                let m = &mut w.txn.meta;
+                m.raw_bytes = m.raw_bytes.saturating_sub(r.raw_len);
+                m.stored_bytes = m.stored_bytes.saturating_sub(freed);
+                m.meta_bytes = m.meta_bytes.saturating_sub(r.meta_len());
+            }
+            None => w.txn.meta.entries += 1,
+        }
+        self.entries.store(w.txn.meta.entries, Ordering::Release);
+        Ok(())
+    }
+
+    /// Allocates and writes one extent holding the parts of `data`.
+    pub(crate) fn write_extent(
+        &self,
+        w: &mut Writer,
+        data: &[&[u8]],
+        kind: ExtentKind,
+    ) -> Result<u64> {
+        let len: u64 = data.iter().map(|d| d.len() as u64).sum();
+        let off = self.alloc_with_room(w, len.max(1), kind)?;
+        if self.store.write(&mut w.txn, off, data)? {
+            // The file outgrew the mapping: readers need the new one before
+            // any record points past the old one.
+            self.publish(w);
+        }
+        Ok(off)
+    }
+
+    /// Stores `v` in chunks; returns (table offset, table length, table CRC,
+    /// bytes stored).
+    fn write_chunked(&self, w: &mut Writer, v: &[u8]) -> Result<(u64, u64, u32, u64)> {
+        self.check_fits(w, v.len() as u64)?;
+        let mut chunks = Vec::with_capacity(v.len().div_ceil(CHUNK_RAW as usize));
+        let mut total = 0;
+        for part in v.chunks(CHUNK_RAW as usize) {
+            let (codec, out) = codec::compress(part, self.compression_level, &self.backoff)?;
+            let stored = out.as_deref().unwrap_or(part);
+            let off = self.write_extent(w, &[stored], ExtentKind::Value)?;
+            total += stored.len() as u64;
+            chunks.push(Chunk {
+                off,
+                stored: stored.len() as u32,
+                raw: part.len() as u32,
+                crc: crc32fast::hash(stored),
+                codec,
+            });
+        }
+        let table = encode_chunk_table(&chunks, v.len() as u64);
+        let off = self.write_extent(w, &[&table], ExtentKind::ChunkTable)?;
+        Ok((
+            off,
+            table.len() as u64,
+            crc32fast::hash(&table),
+            total + table.len() as u64,
+        ))
+    }
+
+    /// Removes `key` with the writer lock held; returns its record.
+    pub(crate) fn remove_locked(
+        &self,
+        w: &mut Writer,
+        key: &[u8],
+        why: Why,
+    ) -> Result<Option<Record>> {
+        let st = &self.store;
+        let Some(old) = st.with_tree(&mut w.txn, TreeId::PRIMARY, |t, cx| t.remove(cx, key))?
+        else {
+            return Ok(None);
+        };
+        let r = Record::decode(&old)?;
+        st.with_tree(&mut w.txn, TreeId::LAST_USED, |t, cx| {
+            t.remove(cx, &r.tick.to_be_bytes())
+        })?;
+        w.overlay.set(key, None);
+        let freed = self.free_entry_space(w, &r, &old)?;
+        let m = &mut w.txn.meta;
+        m.entries = m.entries.saturating_sub(1);
+        m.raw_bytes = m.raw_bytes.saturating_sub(r.raw_len);
+        m.stored_bytes = m.stored_bytes.saturating_sub(freed);
+        m.meta_bytes = m.meta_bytes.saturating_sub(r.meta_len());
+        self.entries.store(m.entries, Ordering::Release);
+        match why {
+            Why::Evicted => {
+                w.evictions += 1;
+                w.bytes_evicted += r.raw_len;
+            }
+            Why::Expired => w.expirations += 1,
+            Why::Removed | Why::Corrupt => {}
+        }
+        Ok(Some(r))
+    }
+
+    /// Frees the extents an entry record refers to; returns the value bytes
+    /// freed. A damaged chunk table leaks its chunks (verify reports them)
+    /// rather than blocking the removal.
+    fn free_entry_space(&self, w: &mut Writer, r: &Record, _rec: &[u8]) -> Result<u64> {
+        let st = &self.store;
+        let mut total = 0;
+        match r.body {
+            Body::Extent { off, len } => {
+                st.free(&mut w.txn, off, len)?;
+                total += len;
+            }
+            Body::Chunked { off, len } => {
+                let base = w.txn.base.clone();
+                if let Ok(chunks) = chunk_table(&base, r, off, len, base.mapping.len()) {
+                    for c in chunks {
+                        st.free(&mut w.txn, c.off, c.stored as u64)?;
+                        total += c.stored as u64;
+                    }
+                }
+                st.free(&mut w.txn, off, len)?;
+                total += len;
+            }
+            Body::Inline { len, .. } => total += len as u64,
+            Body::Absent => {}
+        }
+        if let Some(MetaRef::Extent { off, len, .. }) = r.meta {
+            st.free(&mut w.txn, off, len)?;
+        }
+        Ok(total)
+    }
+
+    /// Makes the writer's state visible to readers.
+    pub(crate) fn publish(&self, w: &mut Writer) {
+        self.view.store(Arc::new(View {
+            snap: w.txn.base.clone(),
+            overlay: w.overlay.clone(),
+        }));
+        self.store.published(&mut w.txn);
+    }
+
+    /// Commits with the writer lock held (flush, clear, eviction, size).
+    pub(crate) fn commit_locked(&self, w: &mut Writer, trim: bool) -> Result<()> {
+        self.apply_notes(w)?;
+        w.txn.meta.clock = self.clock.load(Ordering::Acquire);
+        w.txn.meta.max_age_ms = self.max_age_ms.load(Ordering::Acquire);
+        if !trim && !w.header_stale && self.store.is_clean(&w.txn) {
+            return Ok(());
+        }
+        self.store.commit(&mut w.txn, trim)?;
+        w.header_stale = false;
+        w.overlay = Arc::new(Overlay::default());
+        self.publish(w);
+        Ok(())
+    }
+
+    /// Applies the notes readers left: LRU uses, expired and corrupt
+    /// entries. Called before eviction and at commit (the LRU order is then
+    /// exact), and when many notes wait.
+    pub(crate) fn apply_notes(&self, w: &mut Writer) -> Result<()> {
+        if !self.notes_pending.swap(false, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let pending = {
+            let mut p = self.pending.lock();
+            for slot in self.readers.all_slot_data() {
+                let mut notes = slot.notes.lock();
+                p.absorb(&notes);
+                notes.clear();
+            }
+            std::mem::take(&mut *p)
+        };
+        let mut hits: Vec<(Box<[u8]>, u64)> = pending.hits.into_iter().collect();
+        hits.sort_unstable_by_key(|(_, t)| *t);
+        for (k, t) in hits {
+            self.touch(w, &k, t)?;
+        }
+        for (k, n) in pending.drops {
+            let (at, why) = match n {
+                Note::Expired(at) => (at, Why::Expired),
+                Note::Corrupt(at) => (at, Why::Corrupt),
+                Note::Hit(_) => continue,
+            };
+            let cur = w.txn.reader(TreeId::PRIMARY).get(&k)?.map(|b| b.to_vec());
+            if let Some(b) = cur {
+                if Record::decode(&b)
+                    .map(|r| r.inserted_ms == at)
+                    .unwrap_or(true)
+                {
+                    self.remove_locked(w, &k, why)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Drops notes without applying them (the entries are gone).
+    fn discard_notes(&self) {
+        self.notes_pending.store(false, Ordering::Release);
+        let mut p = self.pending.lock();
+        for slot in self.readers.all_slot_data() {
+            slot.notes.lock().clear();
+        }
+        *p = Default::default();
+    }
+
+    /// Moves `key` to LRU position `tick` if that is newer than its own.
+    fn touch(&self, w: &mut Writer, key: &[u8], tick: u64) -> Result<()> {
+        let st = &self.store;
+        let mut old_tick = None;
+        let updated = st.with_tree(&mut w.txn, TreeId::PRIMARY, |t, cx| {
+            t.update(cx, key, |b| {
+                let r = Record::decode(b)?;
+                if r.tick >= tick {
+                    return Ok(b.to_vec());
+                }
+                old_tick = Some(r.tick);
+                Ok(r.with_tick(b, tick))
+            })
+        })?;
+        if let (Some(_), Some(old)) = (updated, old_tick) {
+            st.with_tree(&mut w.txn, TreeId::LAST_USED, |t, cx| {
+                t.remove_existing(cx, &old.to_be_bytes())
+            })?;
+            st.with_tree(&mut w.txn, TreeId::LAST_USED, |t, cx| {
+                t.insert(cx, &tick.to_be_bytes(), key)
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Pages kept free beyond what a commit needs, so that entries can
+    /// always be evicted (evicting dirties pages too).
+    fn reserve_pages(cap: u64) -> u64 {
+        (cap / PAGE / 32).clamp(16, 1024)
+    }
+
+    /// The largest stored value that fits in an empty cache of `cap` bytes.
+    pub(crate) fn max_value_bytes(cap: u64) -> u64 {
+        if cap == 0 {
+            return u64::MAX;
+        }
+        let fixed = DATA_START
+            + (crate::storage::COMMIT_SLACK_PAGES + 16 + OP_DIRTY_PAGES + Self::reserve_pages(cap))
+                * PAGE;
+        cap.saturating_sub(fixed)
+    }
+
+    fn check_fits(&self, w: &Writer, bytes: u64) -> Result<()> {
+        let max = Self::max_value_bytes(w.txn.alloc.cap);
+        if bytes > max {
+            return Err(Error::ValueTooLarge { size: bytes, max });
+        }
+        Ok(())
+    }
+
+    /// Allocates `len` bytes, evicting and committing as needed.
+    fn alloc_with_room(&self, w: &mut Writer, len: u64, kind: ExtentKind) -> Result<u64> {
+        self.check_fits(w, len)?;
+        let len16 = align_up(len, ALIGN);
+        self.make_room(w, len16)?;
+        let mut extra = len16.max(64 << 10);
+        let mut waits = 0;
+        loop {
+            match self.store.alloc(&mut w.txn, len, kind) {
+                Ok(off) => return Ok(off),
+                Err(Error::NoSpace { .. }) => {}
+                Err(e) => return Err(e),
+            }
+            // Space freed but still visible to readers: readers let go of it
+            // quickly (a get holds it for microseconds), so wait a little.
+            if w.txn.alloc.quarantine.has_tagged() && waits < 200 {
+                waits += 1;
+                if waits < 20 {
+                    std::thread::yield_now();
+                } else {
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+                self.store.reclaim(&mut w.txn);
+                continue;
+            }
+            // Enough bytes may be free but not in one piece: evict more,
+            // so that neighbours merge, and commit to make it reusable.
+            let evicted = self.evict(w, 0, extra)?;
+            let committed = !self.store.is_clean(&w.txn);
+            if committed {
+                self.commit_locked(w, false)?;
+            }
+            if evicted == 0 && !committed {
+                return Err(Error::NoSpace {
+                    detail: if w.txn.alloc.quarantine.is_empty() {
+                        format!("no room for {len} bytes and nothing left to evict")
+                    } else {
+                        format!(
+                            "{} bytes of freed space are still referenced by live Values",
+                            w.txn.alloc.quarantine.bytes()
+                        )
+                    },
+                });
+            }
+            extra = extra.saturating_mul(2);
+            waits = 0;
+        }
+    }
+
+    /// Makes sure `bytes` more can be stored while a commit stays possible,
+    /// evicting least-recently-used entries and committing as needed.
+    fn make_room(&self, w: &mut Writer, bytes: u64) -> Result<()> {
+        let cap = w.txn.alloc.cap;
+        if cap == 0 {
+            return Ok(());
+        }
+        let reserve = Self::reserve_pages(cap);
+        let room = |w: &Writer, st: &crate::storage::Store| {
+            st.has_room(&w.txn, bytes, OP_DIRTY_PAGES + reserve)
+        };
+        if room(w, &self.store) {
+            return Ok(());
+        }
+        let slack = (cap / 64).clamp(64 << 10, 32 << 20);
+        loop {
+            // Committing releases what this transaction freed.
+            if !self.store.is_clean(&w.txn) {
+                self.commit_locked(w, false)?;
+                if room(w, &self.store) {
+                    return Ok(());
+                }
+            }
+            let want = bytes
+                + (self.store.commit_pages_needed(&w.txn) + reserve + OP_DIRTY_PAGES) * PAGE
+                + slack;
+            if self.evict(w, want, 0)? == 0 {
+                // Nothing evictable; what remains is pinned by readers or
+                // bookkeeping. Let the allocation decide.
+                return Ok(());
+            }
+        }
+    }
+
+    /// Evicts least-recently-used entries until about `want` bytes are
+    /// available after the next commit and at least `min_freed` bytes were
+    /// freed, or until evicting more would make that commit impossible.
+    /// Returns how many were evicted.
+    fn evict(&self, w: &mut Writer, want: u64, min_freed: u64) -> Result<u64> {
+        // The LRU order must include every use so far.
+        self.apply_notes(w)?;
+        let mut n = 0;
+        let mut freed = 0u64;
+        loop {
+            if w.txn.alloc.available_bytes() + freed >= want && freed >= min_freed {
+                break;
+            }
+            let need = self.store.commit_pages_needed(&w.txn) + OP_DIRTY_PAGES;
+            if w.txn.alloc.available_pages() < need {
+                break;
+            }
+            let Some((tk, key)) = w.txn.reader(TreeId::LAST_USED).first()? else {
+                break;
+            };
+            match self.remove_locked(w, &key, Why::Evicted)? {
+                Some(r) => {
+                    freed += align_up(r.stored_len().max(1), ALIGN) + r.meta_len();
+                    n += 1;
+                }
+                None => {
+                    // A LastUsed entry without its entry: drop it.
+                    self.store
+                        .with_tree(&mut w.txn, TreeId::LAST_USED, |t, cx| t.remove(cx, &tk))?;
+                }
+            }
+        }
+        Ok(n)
+    }
+}

@@ -1,0 +1,28 @@
+//! dfcache: a persistent, size-capped, crash-safe cache that lives in one file.
+
+#![warn(missing_docs)]
+
+pub(crate) mod btree;
+pub(crate) mod cache;
+pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
+pub(crate) mod header;
+pub mod storage;
+
+pub use cache::{Codec, DatasetFileCache, EntryInfo, Flushable, Keys, OpenOptions, Value};
+pub use error::{Error, Result};
+pub use storage::backend::{FileBackend, StorageBackend};
+
+/// The longest key dfcache accepts, in bytes.
+pub const MAX_KEY_LEN: usize = 1024;
+
+/// An error for a broken internal invariant (a dfcache bug), reported as
+/// corruption of in-memory state rather than a panic.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! internal {
+    ($($arg:tt)*) => {
+        $crate::error::Error::corrupt("in-memory state", 0, format!($($arg)*))
+    };
+}

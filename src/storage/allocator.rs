@@ -1,0 +1,489 @@
+//! Space in the data area: which extents are in use, which are free, and
+//! when freed space may be handed out again.
+//!
+//! Two B-trees, both part of every committed state (spec/FORMAT.md §8):
+//! - the **allocations index**, offset → (length, kind), one entry per
+//!   extent in use;
+//! - the **free-chunks index**, (length, offset) → (), one entry per maximal
+//!   free chunk, so that a best fit is one seek.
+//!
+//! Every byte of `[DATA_START, file_len)` lies in exactly one allocation or
+//! one free chunk, and no two free chunks touch: freeing merges with the free
+//! neighbours, found through the allocations index.
+//!
+//! Freed space is *quarantined* (kept out of allocation, though already free
+//! in the indexes) until it can no longer be reached: space freed from the
+//! committed state stays out until the transaction that frees it has
+//! committed (it is the crash fallback until then), and all freed space stays
+//! out while a reader that may still see it holds an epoch pin.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+
+use crate::btree::{Cx, Tree};
+use crate::error::{Error, Result};
+use crate::header::{le_u64, DATA_START, PAGE};
+
+/// Alignment of every extent.
+pub(crate) const ALIGN: u64 = 16;
+
+/// What an extent holds (stored in the allocations index).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum ExtentKind {
+    /// A B-tree node page.
+    Node = 1,
+    /// The stored bytes of a value.
+    Value = 2,
+    /// The chunk table of a value stored in chunks.
+    ChunkTable = 3,
+    /// Per-entry metadata.
+    Meta = 4,
+    /// A compression dictionary.
+    Dict = 5,
+}
+
+impl ExtentKind {
+    /// Decodes a kind byte.
+    pub(crate) fn from_u8(b: u8) -> Option<ExtentKind> {
+        Some(match b {
+            1 => ExtentKind::Node,
+            2 => ExtentKind::Value,
+            3 => ExtentKind::ChunkTable,
+            4 => ExtentKind::Meta,
+            5 => ExtentKind::Dict,
+            _ => return None,
+        })
+    }
+}
+
+/// When freed space may be reused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Reuse {
+    /// At once: nothing ever referenced it.
+    Now,
+    /// Once no reader pinned at or before this epoch remains.
+    AfterEpoch(u64),
+    /// Once the current transaction has committed, then as `AfterEpoch`
+    /// with the tag given at commit.
+    AfterCommit,
+}
+
+/// `x` rounded up to a multiple of `a` (a power of two).
+pub(crate) fn align_up(x: u64, a: u64) -> u64 {
+    (x + a - 1) & !(a - 1)
+}
+
+/// Whole `PAGE`-aligned pages inside `[start, start + len)`.
+pub(crate) fn pages_in(start: u64, len: u64) -> u64 {
+    let a = align_up(start, PAGE);
+    let e = start + len;
+    if e > a {
+        (e - a) / PAGE
+    } else {
+        0
+    }
+}
+
+fn free_key(len: u64, off: u64) -> [u8; 16] {
+    let mut k = [0u8; 16];
+    k[..8].copy_from_slice(&len.to_be_bytes());
+    k[8..].copy_from_slice(&off.to_be_bytes());
+    k
+}
+
+fn alloc_val(len: u64, kind: ExtentKind) -> [u8; 9] {
+    let mut v = [0u8; 9];
+    v[..8].copy_from_slice(&len.to_le_bytes());
+    v[8] = kind as u8;
+    v
+}
+
+/// Decodes an allocations-index entry: (offset, length, kind).
+pub(crate) fn decode_alloc(k: &[u8], v: &[u8]) -> Result<(u64, u64, ExtentKind)> {
+    let bad = || Error::corrupt("allocations index", 0, "malformed entry");
+    if k.len() != 8 || v.len() != 9 {
+        return Err(bad());
+    }
+    let off = u64::from_be_bytes(k.try_into().map_err(|_| bad())?);
+    let len = le_u64(v, 0).ok_or_else(bad)?;
+    let kind = ExtentKind::from_u8(v[8]).ok_or_else(bad)?;
+    Ok((off, len, kind))
+}
+
+/// Decodes a free-chunks-index key: (length, offset).
+pub(crate) fn decode_free(k: &[u8]) -> Result<(u64, u64)> {
+    if k.len() != 16 {
+        return Err(Error::corrupt("free-chunks index", 0, "malformed key"));
+    }
+    let mut a = [0u8; 8];
+    let mut b = [0u8; 8];
+    a.copy_from_slice(&k[..8]);
+    b.copy_from_slice(&k[8..]);
+    Ok((u64::from_be_bytes(a), u64::from_be_bytes(b)))
+}
+
+/// Freed ranges not yet reusable.
+#[derive(Debug, Default)]
+pub(crate) struct Quarantine {
+    /// start → end, disjoint.
+    ranges: BTreeMap<u64, u64>,
+    /// Starts of ranges waiting for the current transaction to commit.
+    awaiting: Vec<u64>,
+    /// Epoch tag → starts of ranges waiting for readers to let go.
+    tagged: BTreeMap<u64, Vec<u64>>,
+    /// A conservative count of pages the ranges make unusable.
+    pages: u64,
+}
+
+impl Quarantine {
+    fn add(&mut self, start: u64, end: u64, reuse: Reuse) {
+        match reuse {
+            Reuse::Now => return,
+            Reuse::AfterCommit => self.awaiting.push(start),
+            Reuse::AfterEpoch(t) => self.tagged.entry(t).or_default().push(start),
+        }
+        self.pages += (end - start).div_ceil(PAGE) + 1;
+        self.ranges.insert(start, end);
+    }
+
+    /// The current transaction committed: its ranges now wait for readers.
+    pub(crate) fn committed(&mut self, tag: u64) {
+        if !self.awaiting.is_empty() {
+            let v = std::mem::take(&mut self.awaiting);
+            self.tagged.entry(tag).or_default().extend(v);
+        }
+    }
+
+    /// Releases every range tagged below `min_pinned`.
+    pub(crate) fn reclaim(&mut self, min_pinned: u64) {
+        while let Some((&tag, _)) = self.tagged.first_key_value() {
+            if tag >= min_pinned {
+                break;
+            }
+            if let Some((_, starts)) = self.tagged.pop_first() {
+                for s in starts {
+                    if let Some(e) = self.ranges.remove(&s) {
+                        self.pages -= (e - s).div_ceil(PAGE) + 1;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether there is anything tagged (waiting for readers only).
+    pub(crate) fn has_tagged(&self) -> bool {
+        !self.tagged.is_empty()
+    }
+
+    /// Whether nothing is quarantined.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.ranges.is_empty()
+    }
+
+    /// Bytes quarantined.
+    pub(crate) fn bytes(&self) -> u64 {
+        self.ranges.iter().map(|(s, e)| e - s).sum()
+    }
+
+    /// The highest end of any range (0 when empty).
+    pub(crate) fn max_end(&self) -> u64 {
+        self.ranges.values().copied().max().unwrap_or(0)
+    }
+
+    /// If `[a, a + len)` overlaps a quarantined range, that range's end.
+    fn overlap(&self, a: u64, len: u64) -> Option<u64> {
+        let (_, &e) = self.ranges.range(..a + len).next_back()?;
+        (e > a).then_some(e)
+    }
+
+    /// The first `align`-aligned offset in chunk `[s, s + l)` where `len`
+    /// bytes fit without touching a quarantined range.
+    fn place(&self, s: u64, l: u64, len: u64, align: u64) -> Option<u64> {
+        let mut a = align_up(s, align);
+        loop {
+            if a + len > s + l {
+                return None;
+            }
+            match self.overlap(a, len) {
+                Some(e) => a = align_up(e, align),
+                None => return Some(a),
+            }
+        }
+    }
+}
+
+/// The allocator's state in a write transaction.
+#[derive(Debug)]
+pub(crate) struct Allocator {
+    /// The allocations index.
+    pub alloc: Tree,
+    /// The free-chunks index.
+    pub free: Tree,
+    /// Length of the data the state covers (the file may be longer).
+    pub file_len: u64,
+    /// Maximum file size, 0 = unlimited.
+    pub cap: u64,
+    /// Bytes in free chunks.
+    pub free_bytes: u64,
+    /// Whole aligned pages inside free chunks.
+    pub free_pages: u64,
+    /// Freed space not yet reusable.
+    pub quarantine: Quarantine,
+}
+
+impl Allocator {
+    /// Pages available for new node pages and page-sized values, a lower
+    /// bound: growth room under the cap plus free pages, minus quarantine.
+    pub(crate) fn available_pages(&self) -> u64 {
+        let tail = if self.cap == 0 {
+            u64::MAX / 4
+        } else {
+            self.cap.saturating_sub(align_up(self.file_len, PAGE)) / PAGE
+        };
+        (tail + self.free_pages).saturating_sub(self.quarantine.pages)
+    }
+
+    /// Bytes that could be allocated before hitting the cap, ignoring
+    /// fragmentation (free bytes minus quarantine, plus growth room).
+    pub(crate) fn available_bytes(&self) -> u64 {
+        let tail = if self.cap == 0 {
+            u64::MAX / 4
+        } else {
+            self.cap.saturating_sub(self.file_len)
+        };
+        (tail + self.free_bytes).saturating_sub(self.quarantine.bytes())
+    }
+
+    /// Pages the quarantine is counted as holding.
+    pub(crate) fn quarantine_pages(&self) -> u64 {
+        self.quarantine.pages
+    }
+
+    fn insert_free(&mut self, cx: &mut Cx<'_>, len: u64, off: u64) -> Result<()> {
+        if len == 0 {
+            return Ok(());
+        }
+        self.free.insert(cx, &free_key(len, off), &[])?;
+        self.free_bytes += len;
+        self.free_pages += pages_in(off, len);
+        Ok(())
+    }
+
+    fn remove_free(&mut self, cx: &mut Cx<'_>, len: u64, off: u64) -> Result<()> {
+        if self.free.remove(cx, &free_key(len, off))?.is_none() {
+            return Err(Error::corrupt(
+                "free-chunks index",
+                off,
+                format!("free chunk of {len} bytes missing"),
+            ));
+        }
+        self.free_bytes -= len;
+        self.free_pages -= pages_in(off, len);
+        Ok(())
+    }
+
+    /// Allocates `len` bytes (a multiple of 16) aligned to `align`, reusing
+    /// free space before growing the file. Fails with [`Error::NoSpace`] when
+    /// the cap leaves no room.
+    pub(crate) fn alloc(
+        &mut self,
+        cx: &mut Cx<'_>,
+        len: u64,
+        align: u64,
+        kind: ExtentKind,
+    ) -> Result<u64> {
+        if len == 0 || !len.is_multiple_of(ALIGN) {
+            return Err(crate::internal!("allocation of {len} bytes"));
+        }
+        let off = match self.best_fit(cx, len, align)? {
+            Some((l, s, a)) => {
+                self.remove_free(cx, l, s)?;
+                self.insert_free(cx, a - s, s)?;
+                self.insert_free(cx, s + l - (a + len), a + len)?;
+                a
+            }
+            None => self.grow(cx, len, align)?,
+        };
+        self.alloc
+            .insert(cx, &off.to_be_bytes(), &alloc_val(len, kind))?;
+        Ok(off)
+    }
+
+    fn best_fit(&self, cx: &Cx<'_>, len: u64, align: u64) -> Result<Option<(u64, u64, u64)>> {
+        if self.free.root.is_none() {
+            return Ok(None);
+        }
+        let rd = self.free.reader(cx.arena, cx.src);
+        let mut found = None;
+        // First the smallest chunks that might fit; when alignment makes
+        // those fail, chunks big enough for any alignment.
+        for from in [len, len + align - ALIGN] {
+            let mut tried = 0;
+            let k = free_key(from, 0);
+            rd.scan(Bound::Included(&k), |k, _| {
+                let (l, s) = decode_free(k)?;
+                if let Some(a) = self.quarantine.place(s, l, len, align) {
+                    found = Some((l, s, a));
+                    return Ok(false);
+                }
+                tried += 1;
+                Ok(tried < 64)
+            })?;
+            if found.is_some() || align == ALIGN && self.quarantine.is_empty() {
+                return Ok(found);
+            }
+        }
+        // Many small chunks pinned by readers or misaligned: the largest
+        // chunks hold room around any quarantined piece.
+        let mut key: Option<Vec<u8>> = None;
+        for _ in 0..64 {
+            let Some((k, _)) = rd.floor(key.as_deref(), false)? else {
+                break;
+            };
+            let (l, s) = decode_free(&k)?;
+            if l < len {
+                break;
+            }
+            if let Some(a) = self.quarantine.place(s, l, len, align) {
+                return Ok(Some((l, s, a)));
+            }
+            key = Some(k);
+        }
+        Ok(None)
+    }
+
+    fn grow(&mut self, cx: &mut Cx<'_>, len: u64, align: u64) -> Result<u64> {
+        let mut a = align_up(self.file_len, align);
+        while let Some(e) = self.quarantine.overlap(a, len) {
+            a = align_up(e, align);
+        }
+        let end = a + len;
+        if self.cap != 0 && end > self.cap {
+            return Err(Error::NoSpace {
+                detail: format!(
+                    "{len} more bytes would take the file to {end}, past its maximum of {}",
+                    self.cap
+                ),
+            });
+        }
+        // Grow a step beyond the extent, so that the next small commits
+        // find room inside the file's durable length (one-phase commits
+        // never grow the file; spec §7). The step stays under the cap.
+        let step = (end / 128).clamp(64 << 10, 4 << 20);
+        let mut new_len = align_up(end + step, PAGE);
+        if self.cap != 0 {
+            new_len = new_len.min(self.cap);
+        }
+        // The gap before the new extent joins the free chunk at the tail.
+        let tail = self.tail_chunk_start(cx)?;
+        if tail < self.file_len {
+            self.remove_free(cx, self.file_len - tail, tail)?;
+        }
+        let s = tail.min(self.file_len);
+        self.insert_free(cx, a - s, s)?;
+        self.insert_free(cx, new_len - end, end)?;
+        self.file_len = new_len;
+        Ok(a)
+    }
+
+    /// Start of the free space at the end of the data area (= `file_len`
+    /// when the last byte is allocated).
+    fn tail_chunk_start(&self, cx: &Cx<'_>) -> Result<u64> {
+        match self.alloc.reader(cx.arena, cx.src).floor(None, false)? {
+            Some((k, v)) => {
+                let (off, len, _) = decode_alloc(&k, &v)?;
+                Ok(off + len)
+            }
+            None => Ok(DATA_START),
+        }
+    }
+
+    /// Frees the extent `[off, off + len)`, merging it with free neighbours.
+    pub(crate) fn free(&mut self, cx: &mut Cx<'_>, off: u64, len: u64, reuse: Reuse) -> Result<()> {
+        let Some(v) = self.alloc.remove(cx, &off.to_be_bytes())? else {
+            return Err(Error::corrupt(
+                "allocations index",
+                off,
+                "freeing an extent that is not allocated",
+            ));
+        };
+        let (_, have, _) = decode_alloc(&off.to_be_bytes(), &v)?;
+        if have != len {
+            return Err(Error::corrupt(
+                "allocations index",
+                off,
+                format!("extent is {have} bytes, not {len}"),
+            ));
+        }
+        let rd = self.alloc.reader(cx.arena, cx.src);
+        let prev_end = match rd.floor(Some(&off.to_be_bytes()), false)? {
+            Some((k, v)) => {
+                let (o, l, _) = decode_alloc(&k, &v)?;
+                o + l
+            }
+            None => DATA_START,
+        };
+        let next_start = match rd.ceiling(&off.to_be_bytes(), true)? {
+            Some((k, _)) => {
+                let mut a = [0u8; 8];
+                a.copy_from_slice(&k);
+                u64::from_be_bytes(a)
+            }
+            None => self.file_len,
+        };
+        if prev_end > off || next_start < off + len {
+            return Err(Error::corrupt(
+                "allocations index",
+                off,
+                "extent overlaps its neighbours",
+            ));
+        }
+        if prev_end < off {
+            self.remove_free(cx, off - prev_end, prev_end)?;
+        }
+        if next_start > off + len {
+            self.remove_free(cx, next_start - (off + len), off + len)?;
+        }
+        self.insert_free(cx, next_start - prev_end, prev_end)?;
+        self.quarantine.add(off, off + len, reuse);
+        Ok(())
+    }
+
+    /// Drops every allocation: the whole data area becomes unused and the
+    /// state's length shrinks to `DATA_START`. Space of the committed state
+    /// stays quarantined until the commit (`clear`).
+    pub(crate) fn reset(&mut self, cx: &mut Cx<'_>, committed_len: u64) {
+        self.alloc.drop_all(cx);
+        self.free.drop_all(cx);
+        if committed_len > DATA_START {
+            self.quarantine.add(
+                DATA_START,
+                committed_len.max(self.file_len),
+                Reuse::AfterCommit,
+            );
+        }
+        self.file_len = DATA_START;
+        self.free_bytes = 0;
+        self.free_pages = 0;
+    }
+
+    /// The free chunk at the end of the data area, if it can be cut off
+    /// (nothing quarantined in it): returns its start.
+    pub(crate) fn trimmable_tail(&self, cx: &Cx<'_>) -> Result<Option<u64>> {
+        let t = self.tail_chunk_start(cx)?;
+        if t >= self.file_len || self.quarantine.overlap(t, self.file_len - t).is_some() {
+            return Ok(None);
+        }
+        Ok(Some(t))
+    }
+
+    /// Cuts the free tail chunk starting at `t` off the data area.
+    pub(crate) fn trim_to(&mut self, cx: &mut Cx<'_>, t: u64) -> Result<()> {
+        if t < self.file_len {
+            self.remove_free(cx, self.file_len - t, t)?;
+            self.file_len = t;
+        }
+        Ok(())
+    }
+}

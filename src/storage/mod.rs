@@ -1,0 +1,817 @@
+//! The embedded block storage ("BST"): extents of any size in one file,
+//! B-tree roots, and the crash-safe commit.
+//!
+//! - [`backend`]: the I/O seam (real file, or a test double);
+//! - `mapping`: the read-only memory map (the only `unsafe` code);
+//! - `epoch`: reader pins that say when freed space may be reused;
+//! - `allocator`: allocations and free chunks, both B-trees;
+//! - `commit_record`: the two alternating commit slots;
+//! - `open`: creating, opening and validating files;
+//! - this module: [`Snapshot`] (a committed state, read in place) and
+//!   `WriteTxn` (the writer's working state) with the commit protocol.
+//!
+//! The layers above see trees by id and extents by offset; they decide what
+//! the trees and extents mean.
+
+pub(crate) mod allocator;
+pub mod backend;
+pub(crate) mod commit_record;
+pub(crate) mod epoch;
+pub(crate) mod mapping;
+pub(crate) mod open;
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::btree::node::{page_crc, NodeView, NODE_SIZE};
+use crate::btree::{Arena, Cx, PageSource, Reader, Tree, TreeId};
+use crate::error::{Error, Result};
+use crate::header::{le_u32, Headers, DATA_START, PAGE, SLOT_OFFSETS};
+use crate::internal;
+use allocator::{Allocator, ExtentKind, Reuse, ALIGN};
+use backend::StorageBackend;
+use commit_record::{CheckRange, CommitRecord, TreeRoot, MAX_CHECKS, MAX_TREES};
+use mapping::Mapping;
+
+/// What the storage needs from the reader table: tagging and scanning.
+pub(crate) trait Pins: Send + Sync {
+    /// Returns the tag for items made unreachable before the call.
+    fn advance(&self) -> u64;
+    /// The oldest pinned epoch, `u64::MAX` when none.
+    fn min_pinned(&self) -> u64;
+}
+
+impl<T: Send + Sync> Pins for epoch::ReaderTable<T> {
+    fn advance(&self) -> u64 {
+        epoch::ReaderTable::advance(self)
+    }
+    fn min_pinned(&self) -> u64 {
+        epoch::ReaderTable::min_pinned(self)
+    }
+}
+
+/// Tunables of the storage layer.
+#[derive(Clone, Debug)]
+pub(crate) struct StoreOptions {
+    /// Whether commits call `sync` (fsync). Without it a commit survives a
+    /// process crash but not a power loss.
+    pub sync: bool,
+    /// Largest transaction (bytes written) committed with one sync.
+    pub one_phase_max: u64,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            sync: true,
+            one_phase_max: 2 << 20,
+        }
+    }
+}
+
+/// A committed state of the file, read in place through the mapping.
+#[derive(Debug)]
+pub(crate) struct Snapshot {
+    /// The commit record that names this state.
+    pub record: CommitRecord,
+    /// The mapping to read it through (covers at least `record.file_len`).
+    pub mapping: Arc<Mapping>,
+}
+
+impl Snapshot {
+    /// The root of tree `id`.
+    pub(crate) fn root(&self, id: TreeId) -> TreeRoot {
+        self.record
+            .trees
+            .get(id.0 as usize)
+            .copied()
+            .unwrap_or_default()
+    }
+
+    /// A reader of committed tree `id`.
+    pub(crate) fn reader(&self, id: TreeId) -> Reader<'_> {
+        let t = Tree::from_root(id, self.root(id));
+        Reader {
+            arena: None,
+            src: self,
+            tree: id,
+            root: t.root,
+            height: t.height,
+        }
+    }
+
+    /// Bytes `off..off+len` of the file, if inside the mapping and below
+    /// `limit`.
+    pub(crate) fn bytes(&self, off: u64, len: u64, limit: u64) -> Option<&[u8]> {
+        self.mapping.slice(off, len, limit)
+    }
+}
+
+impl PageSource for Snapshot {
+    fn node(&self, page: u64, crc: u32, tree: TreeId, level: u8) -> Result<NodeView<'_>> {
+        if !page.is_multiple_of(PAGE) || page < DATA_START {
+            return Err(Error::corrupt(
+                "B-tree node",
+                page,
+                format!("{} points to a misaligned page", tree.name()),
+            ));
+        }
+        let b = self
+            .mapping
+            .slice(page, PAGE, self.record.file_len)
+            .ok_or_else(|| {
+                Error::corrupt(
+                    "B-tree node",
+                    page,
+                    format!("{} points past the end of the file", tree.name()),
+                )
+            })?;
+        if le_u32(b, 4) != Some(crc) {
+            return Err(Error::corrupt(
+                "B-tree node",
+                page,
+                format!(
+                    "{} node does not have the checksum its parent expects",
+                    tree.name()
+                ),
+            ));
+        }
+        let v = NodeView::parse(b, page, tree, level)?;
+        if !self.mapping.is_verified(page) {
+            if page_crc(b) != crc {
+                return Err(Error::corrupt(
+                    "B-tree node",
+                    page,
+                    format!("{} node fails its checksum", tree.name()),
+                ));
+            }
+            v.validate()?;
+            self.mapping.set_verified(page);
+        }
+        Ok(v)
+    }
+}
+
+/// Counters and settings carried in every commit record for the layers
+/// above (the cache).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Meta {
+    /// Maximum entry age in milliseconds, 0 = none.
+    pub max_age_ms: u64,
+    /// Next LRU tick.
+    pub clock: u64,
+    /// Entries in the primary index.
+    pub entries: u64,
+    /// Sum of raw value lengths.
+    pub raw_bytes: u64,
+    /// Sum of stored value lengths.
+    pub stored_bytes: u64,
+    /// Sum of metadata lengths.
+    pub meta_bytes: u64,
+}
+
+/// The writer's working state between commits.
+pub(crate) struct WriteTxn {
+    /// Dirty nodes of all trees.
+    pub arena: Arena,
+    /// Trees by id (the allocator's two live in `alloc`).
+    pub trees: Vec<Tree>,
+    /// Extents and free space.
+    pub alloc: Allocator,
+    /// Counters carried into the next record.
+    pub meta: Meta,
+    /// The committed state this transaction builds on, with the current
+    /// mapping.
+    pub base: Arc<Snapshot>,
+    /// Pages of committed nodes replaced by copy-on-write, to free.
+    freed: Vec<u64>,
+    /// Extents written in this transaction: offset → (length, CRC).
+    written: BTreeMap<u64, (u64, u32)>,
+    /// Extents allocated in this transaction.
+    fresh: HashSet<u64>,
+    /// Sequence number the next commit gets.
+    next_seq: u64,
+    /// Physical length of the file.
+    phys_len: u64,
+    /// Length of the file known to be durable (one-phase commits must not
+    /// go past it).
+    durable_len: u64,
+    /// Why the handle refuses writes, if it does.
+    poisoned: Option<String>,
+    /// Mappings replaced since the last publication.
+    unpublished_maps: Vec<Arc<Mapping>>,
+    /// Replaced mappings kept until readers let go: (tag, mapping).
+    retired_maps: Vec<(u64, Arc<Mapping>)>,
+    /// Whether a commit happened since the last publication.
+    committed_unpublished: bool,
+}
+
+impl WriteTxn {
+    /// A reader of tree `id` in the working state.
+    pub(crate) fn reader(&self, id: TreeId) -> Reader<'_> {
+        let t = self.tree(id);
+        t.reader(&self.arena, &*self.base)
+    }
+
+    fn tree(&self, id: TreeId) -> &Tree {
+        match id {
+            TreeId::ALLOC => &self.alloc.alloc,
+            TreeId::FREE => &self.alloc.free,
+            _ => &self.trees[id.0 as usize],
+        }
+    }
+
+    /// Number of dirty nodes.
+    pub(crate) fn dirty_nodes(&self) -> usize {
+        self.arena.len()
+    }
+}
+
+/// An open cache file: backend, mode, and what the storage needs to know
+/// about readers.
+pub(crate) struct Store {
+    /// Where bytes go.
+    pub backend: Box<dyn StorageBackend>,
+    /// The file's path, for messages (absent for custom backends).
+    pub path: Option<PathBuf>,
+    /// Read-only handles never write a byte.
+    pub read_only: bool,
+    /// Reader pins.
+    pub pins: Arc<dyn Pins>,
+    /// Tunables.
+    pub opts: StoreOptions,
+}
+
+/// Bytes the commit protocol needs free beyond what is dirty.
+pub(crate) const COMMIT_SLACK_PAGES: u64 = 24;
+
+impl Store {
+    /// Starts the working state on top of committed snapshot `snap`.
+    pub(crate) fn begin(&self, snap: Arc<Snapshot>, phys_len: u64) -> WriteTxn {
+        let r = &snap.record;
+        let durable_len = r.file_len;
+        let trees = (0..MAX_TREES as u8)
+            .map(|i| Tree::from_root(TreeId(i), r.trees[i as usize]))
+            .collect();
+        WriteTxn {
+            arena: Arena::default(),
+            trees,
+            alloc: Allocator {
+                alloc: Tree::from_root(TreeId::ALLOC, r.trees[TreeId::ALLOC.0 as usize]),
+                free: Tree::from_root(TreeId::FREE, r.trees[TreeId::FREE.0 as usize]),
+                file_len: r.file_len,
+                cap: r.max_file_size,
+                free_bytes: r.free_bytes,
+                free_pages: r.free_pages,
+                quarantine: Default::default(),
+            },
+            meta: Meta {
+                max_age_ms: r.max_age_ms,
+                clock: r.clock,
+                entries: r.entries,
+                raw_bytes: r.raw_bytes,
+                stored_bytes: r.stored_bytes,
+                meta_bytes: r.meta_bytes,
+            },
+            next_seq: r.seq + 1,
+            base: snap,
+            freed: Vec::new(),
+            written: BTreeMap::new(),
+            fresh: HashSet::new(),
+            phys_len,
+            durable_len,
+            poisoned: None,
+            unpublished_maps: Vec::new(),
+            retired_maps: Vec::new(),
+            committed_unpublished: false,
+        }
+    }
+
+    /// Fails unless writes are allowed.
+    pub(crate) fn writable(&self, txn: &WriteTxn) -> Result<()> {
+        if self.read_only {
+            return Err(Error::ReadOnly);
+        }
+        if let Some(c) = &txn.poisoned {
+            return Err(Error::Poisoned { cause: c.clone() });
+        }
+        Ok(())
+    }
+
+    /// Marks the handle unusable for writes after `e`, and returns `e`.
+    pub(crate) fn poison(&self, txn: &mut WriteTxn, e: Error) -> Error {
+        if txn.poisoned.is_none() {
+            txn.poisoned = Some(e.to_string());
+        }
+        e
+    }
+
+    /// Runs a change on tree `id`. A failure in the middle leaves the tree
+    /// in an unknown state, so it poisons the handle.
+    pub(crate) fn with_tree<R>(
+        &self,
+        txn: &mut WriteTxn,
+        id: TreeId,
+        f: impl FnOnce(&mut Tree, &mut Cx<'_>) -> Result<R>,
+    ) -> Result<R> {
+        self.writable(txn)?;
+        let r = {
+            let WriteTxn {
+                arena,
+                trees,
+                freed,
+                base,
+                alloc,
+                ..
+            } = txn;
+            let tree = match id {
+                TreeId::ALLOC => &mut alloc.alloc,
+                TreeId::FREE => &mut alloc.free,
+                _ => &mut trees[id.0 as usize],
+            };
+            let mut cx = Cx {
+                arena,
+                src: &**base,
+                freed,
+            };
+            f(tree, &mut cx)
+        };
+        let r = r.and_then(|v| self.release_cow_pages(txn).map(|_| v));
+        r.map_err(|e| self.poison(txn, e))
+    }
+
+    /// Runs an allocator operation with a tree context.
+    fn with_alloc<R>(
+        &self,
+        txn: &mut WriteTxn,
+        f: impl FnOnce(&mut Allocator, &mut Cx<'_>) -> Result<R>,
+    ) -> Result<R> {
+        let WriteTxn {
+            arena,
+            freed,
+            base,
+            alloc,
+            ..
+        } = txn;
+        let mut cx = Cx {
+            arena,
+            src: &**base,
+            freed,
+        };
+        f(alloc, &mut cx)
+    }
+
+    /// Frees the committed pages copy-on-write replaced; freeing changes the
+    /// allocator's trees, which may replace more pages.
+    fn release_cow_pages(&self, txn: &mut WriteTxn) -> Result<()> {
+        while let Some(p) = txn.freed.pop() {
+            self.with_alloc(txn, |a, cx| a.free(cx, p, PAGE, Reuse::AfterCommit))?;
+        }
+        for p in txn.arena.take_orphans() {
+            self.with_alloc(txn, |a, cx| a.free(cx, p, PAGE, Reuse::Now))?;
+            while let Some(p) = txn.freed.pop() {
+                self.with_alloc(txn, |a, cx| a.free(cx, p, PAGE, Reuse::AfterCommit))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the working state equals the committed one (a commit would
+    /// write nothing new).
+    pub(crate) fn is_clean(&self, txn: &WriteTxn) -> bool {
+        let r = &txn.base.record;
+        let m = &txn.meta;
+        txn.arena.len() == 0
+            && txn.written.is_empty()
+            && txn.freed.is_empty()
+            && txn.alloc.file_len == r.file_len
+            && txn.alloc.cap == r.max_file_size
+            && m.clock == r.clock
+            && m.max_age_ms == r.max_age_ms
+            && m.entries == r.entries
+            && m.raw_bytes == r.raw_bytes
+            && m.stored_bytes == r.stored_bytes
+            && m.meta_bytes == r.meta_bytes
+    }
+
+    /// Forgets every extent: the data area becomes empty (for `clear`). The
+    /// committed state's space stays quarantined until the next commit.
+    pub(crate) fn reset_space(&self, txn: &mut WriteTxn) -> Result<()> {
+        self.writable(txn)?;
+        let committed = txn.base.record.file_len;
+        self.with_alloc(txn, |a, cx| {
+            a.reset(cx, committed);
+            Ok(())
+        })?;
+        txn.written.clear();
+        txn.fresh.clear();
+        txn.freed.clear();
+        txn.arena.take_orphans();
+        Ok(())
+    }
+
+    /// Drops quarantined space and retired mappings no reader can reach.
+    pub(crate) fn reclaim(&self, txn: &mut WriteTxn) {
+        if txn.alloc.quarantine.has_tagged() || !txn.retired_maps.is_empty() {
+            let min = self.pins.min_pinned();
+            txn.alloc.quarantine.reclaim(min);
+            txn.retired_maps.retain(|(t, _)| *t >= min);
+        }
+    }
+
+    /// Whether space can be found for `bytes` more without evicting: value
+    /// space plus the pages a commit of the current changes needs.
+    pub(crate) fn has_room(&self, txn: &WriteTxn, bytes: u64, extra_dirty: u64) -> bool {
+        let need_pages = self.commit_pages_needed(txn) + extra_dirty;
+        let value_pages = bytes.div_ceil(PAGE) + 1;
+        txn.alloc.available_pages() >= need_pages + value_pages
+            && txn.alloc.available_bytes() >= bytes + need_pages * PAGE
+    }
+
+    /// A bound on the pages the next commit allocates.
+    pub(crate) fn commit_pages_needed(&self, txn: &WriteTxn) -> u64 {
+        let dirty = txn.arena.len() as u64;
+        // Page assignment changes the allocator's two trees too.
+        let trees = (txn.alloc.alloc.height as u64 + txn.alloc.free.height as u64 + 2) * 2;
+        dirty + dirty / 8 + trees + COMMIT_SLACK_PAGES
+    }
+
+    /// Allocates an extent for `len` bytes of `kind`.
+    pub(crate) fn alloc(&self, txn: &mut WriteTxn, len: u64, kind: ExtentKind) -> Result<u64> {
+        self.writable(txn)?;
+        self.reclaim(txn);
+        let len16 = allocator::align_up(len.max(1), ALIGN);
+        let align = if len16.is_multiple_of(PAGE) {
+            PAGE
+        } else {
+            ALIGN
+        };
+        let r = self.with_alloc(txn, |a, cx| a.alloc(cx, len16, align, kind));
+        match r {
+            Ok(off) => {
+                self.release_cow_pages(txn)
+                    .map_err(|e| self.poison(txn, e))?;
+                txn.fresh.insert(off);
+                Ok(off)
+            }
+            Err(e @ Error::NoSpace { .. }) => {
+                // Nothing changed (the search failed before any change).
+                Err(e)
+            }
+            Err(e) => Err(self.poison(txn, e)),
+        }
+    }
+
+    /// Frees extent `[off, off + len)` (the length given to `alloc`).
+    pub(crate) fn free(&self, txn: &mut WriteTxn, off: u64, len: u64) -> Result<()> {
+        self.writable(txn)?;
+        let len16 = allocator::align_up(len.max(1), ALIGN);
+        let reuse = if txn.fresh.remove(&off) {
+            txn.written.remove(&off);
+            Reuse::AfterEpoch(self.pins.advance())
+        } else {
+            Reuse::AfterCommit
+        };
+        self.with_alloc(txn, |a, cx| a.free(cx, off, len16, reuse))
+            .and_then(|_| self.release_cow_pages(txn))
+            .map_err(|e| self.poison(txn, e))
+    }
+
+    /// Writes the parts of `data` one after the other at `off` (an extent
+    /// just allocated). Returns whether the mapping was replaced (the caller
+    /// must publish the new base before readers may look at the bytes).
+    pub(crate) fn write(&self, txn: &mut WriteTxn, off: u64, data: &[&[u8]]) -> Result<bool> {
+        self.writable(txn)?;
+        let mut at = off;
+        let mut h = crc32fast::Hasher::new();
+        for d in data {
+            if let Err(e) = self.backend.write_at(d, at) {
+                return Err(self.poison(txn, Error::io("writing", e)));
+            }
+            h.update(d);
+            at += d.len() as u64;
+        }
+        txn.phys_len = txn.phys_len.max(at);
+        txn.written.insert(off, (at - off, h.finalize()));
+        self.ensure_mapped(txn, at)
+    }
+
+    /// Makes sure the mapping covers `end`; replaces it when not.
+    fn ensure_mapped(&self, txn: &mut WriteTxn, end: u64) -> Result<bool> {
+        let cur = &txn.base.mapping;
+        if end <= cur.len() {
+            return Ok(false);
+        }
+        let want = mapping_len(end, txn.alloc.cap);
+        let m = Arc::new(Mapping::new(self.backend.file(), want)?);
+        m.inherit_verified(cur);
+        txn.unpublished_maps.push(cur.clone());
+        txn.base = Arc::new(Snapshot {
+            record: txn.base.record.clone(),
+            mapping: m,
+        });
+        Ok(true)
+    }
+
+    /// Called after the caller made `txn.base` (or a newer state) visible
+    /// to readers: tags what the publication made unreachable.
+    pub(crate) fn published(&self, txn: &mut WriteTxn) {
+        if !txn.committed_unpublished && txn.unpublished_maps.is_empty() {
+            return;
+        }
+        let tag = self.pins.advance();
+        if txn.committed_unpublished {
+            txn.alloc.quarantine.committed(tag);
+            txn.committed_unpublished = false;
+        }
+        for m in txn.unpublished_maps.drain(..) {
+            txn.retired_maps.push((tag, m));
+        }
+        self.reclaim(txn);
+        if let Err(e) = self.shrink_file(txn) {
+            self.poison(txn, e);
+        }
+    }
+
+    /// Truncates the file to the committed length once nothing beyond it is
+    /// reachable (after `clear`, a trim, or a lowered cap).
+    fn shrink_file(&self, txn: &mut WriteTxn) -> Result<()> {
+        let target = txn
+            .alloc
+            .file_len
+            .max(txn.base.record.file_len)
+            .max(txn.alloc.quarantine.max_end());
+        if txn.phys_len > target && !self.read_only {
+            self.backend
+                .set_len(target)
+                .map_err(|e| Error::io("truncating the file", e))?;
+            txn.phys_len = target;
+        }
+        Ok(())
+    }
+
+    /// Makes the working state the committed state: writes every dirty
+    /// node, then the commit record, with the syncs of spec §7. `trim` also
+    /// cuts free space off the end of the file.
+    ///
+    /// The caller publishes the returned snapshot to readers and then calls
+    /// [`published`](Self::published).
+    pub(crate) fn commit(&self, txn: &mut WriteTxn, trim: bool) -> Result<Arc<Snapshot>> {
+        self.writable(txn)?;
+        self.reclaim(txn);
+        self.commit_inner(txn, trim)
+            .map_err(|e| self.poison(txn, e))
+    }
+
+    fn commit_inner(&self, txn: &mut WriteTxn, trim: bool) -> Result<Arc<Snapshot>> {
+        let seq = txn.next_seq;
+        if trim {
+            let t = self.with_alloc(txn, |a, cx| a.trimmable_tail(cx))?;
+            if let Some(t) = t {
+                self.with_alloc(txn, |a, cx| a.trim_to(cx, t))?;
+            }
+        }
+        // Give every dirty node a page. Allocating changes the allocator's
+        // trees (more dirty nodes, more replaced pages); repeat until stable.
+        let mut rounds = 0;
+        loop {
+            self.release_cow_pages(txn)?;
+            let todo = txn.arena.unassigned();
+            if todo.is_empty() {
+                break;
+            }
+            rounds += 1;
+            if rounds > 1000 {
+                return Err(internal!("page assignment did not settle"));
+            }
+            for i in todo {
+                if !txn.arena.needs_page(i) {
+                    continue;
+                }
+                let p = match self.with_alloc(txn, |a, cx| a.alloc(cx, PAGE, PAGE, ExtentKind::Node)) {
+                    Err(Error::NoSpace { detail }) => {
+                        return Err(internal!(
+                            "no page for a dirty node at commit ({detail}); dirty {}, available pages {}, free pages {}, quarantined pages {}, file {}",
+                            txn.arena.len(),
+                            txn.alloc.available_pages(),
+                            txn.alloc.free_pages,
+                            txn.alloc.quarantine_pages(),
+                            txn.alloc.file_len
+                        ))
+                    }
+                    r => r?,
+                };
+                // The allocation itself may have merged node `i` away.
+                if txn.arena.needs_page(i) {
+                    txn.arena.set_page(i, p);
+                } else {
+                    txn.arena.orphan(p);
+                }
+            }
+        }
+        // Encode bottom-up and write.
+        let mut checks: Vec<(u64, u64, u32)> =
+            txn.written.iter().map(|(o, (l, c))| (*o, *l, *c)).collect();
+        let mut roots = [TreeRoot::default(); MAX_TREES];
+        let mut batch: Vec<(u64, Box<[u8; NODE_SIZE]>)> = Vec::new();
+        for id in TreeId::ALL {
+            let tree = txn.tree(id).clone();
+            let root = match tree.root {
+                None => None,
+                Some(r) => Some(self.write_subtree(txn, id, r, seq, &mut batch, &mut checks)?),
+            };
+            let t = Tree { root, ..tree };
+            roots[id.0 as usize] = t.committed_root()?;
+            match id {
+                TreeId::ALLOC => txn.alloc.alloc = t,
+                TreeId::FREE => txn.alloc.free = t,
+                _ => txn.trees[id.0 as usize] = t,
+            }
+        }
+        self.write_pages(txn, &mut batch)?;
+        if txn.arena.len() != 0 {
+            return Err(internal!(
+                "{} dirty nodes left after commit",
+                txn.arena.len()
+            ));
+        }
+        txn.arena.clear();
+        let file_len = txn.alloc.file_len;
+        if txn.phys_len < file_len {
+            self.backend
+                .set_len(file_len)
+                .map_err(|e| Error::io("extending the file", e))?;
+            txn.phys_len = file_len;
+        }
+        let mut record = CommitRecord {
+            seq,
+            file_len,
+            max_file_size: txn.alloc.cap,
+            max_age_ms: txn.meta.max_age_ms,
+            clock: txn.meta.clock,
+            entries: txn.meta.entries,
+            raw_bytes: txn.meta.raw_bytes,
+            stored_bytes: txn.meta.stored_bytes,
+            meta_bytes: txn.meta.meta_bytes,
+            committed_at_ms: now_ms(),
+            free_bytes: txn.alloc.free_bytes,
+            free_pages: txn.alloc.free_pages,
+            trees: roots,
+            checks: None,
+        };
+        // One phase only when the state fits in the durable length: then a
+        // crash can tear data inside the file, never shorten it.
+        if file_len <= txn.durable_len {
+            record.checks = one_phase_checks(&mut checks, self.opts.one_phase_max);
+        }
+        let bytes = record.encode();
+        let slot = SLOT_OFFSETS[record.slot()];
+        if record.checks.is_none() {
+            self.sync()?;
+        }
+        self.backend
+            .write_at(&bytes, slot)
+            .map_err(|e| Error::io("writing the commit record", e))?;
+        self.sync()?;
+        // The header mirrors the new roots; it is not synced (advisory).
+        let h = Headers {
+            max_file_size: record.max_file_size,
+            primary_root: roots[TreeId::PRIMARY.0 as usize].page,
+            last_used_root: roots[TreeId::LAST_USED.0 as usize].page,
+            alloc_root: roots[TreeId::ALLOC.0 as usize].page,
+            free_root: roots[TreeId::FREE.0 as usize].page,
+        };
+        self.backend
+            .write_at(&h.encode(), 0)
+            .map_err(|e| Error::io("writing the header", e))?;
+        self.ensure_mapped(txn, file_len)?;
+        let snap = Arc::new(Snapshot {
+            record,
+            mapping: txn.base.mapping.clone(),
+        });
+        txn.base = snap.clone();
+        txn.durable_len = file_len;
+        txn.next_seq = seq + 1;
+        txn.written.clear();
+        txn.fresh.clear();
+        txn.committed_unpublished = true;
+        Ok(snap)
+    }
+
+    fn sync(&self) -> Result<()> {
+        if self.opts.sync {
+            self.backend.sync().map_err(|e| Error::io("syncing", e))?;
+        }
+        Ok(())
+    }
+
+    /// Encodes the dirty subtree under `r` into `batch` (children first),
+    /// returning the clean reference to it.
+    fn write_subtree(
+        &self,
+        txn: &mut WriteTxn,
+        tree: TreeId,
+        r: crate::btree::Ref,
+        seq: u64,
+        batch: &mut Vec<(u64, Box<[u8; NODE_SIZE]>)>,
+        checks: &mut Vec<(u64, u64, u32)>,
+    ) -> Result<crate::btree::Ref> {
+        use crate::btree::Ref;
+        let Ref::Dirty(i) = r else {
+            return Ok(r);
+        };
+        let children = txn.arena.node(i).children.clone();
+        let mut clean = Vec::with_capacity(children.len());
+        for c in children {
+            clean.push(self.write_subtree(txn, tree, c, seq, batch, checks)?);
+        }
+        let d = txn.arena.finish(i);
+        let mut node = d.node;
+        node.children = clean;
+        let page = d
+            .page
+            .ok_or_else(|| internal!("dirty node without a page at commit"))?;
+        let bytes = node.encode(tree, seq)?;
+        let crc = le_u32(&bytes, 4).unwrap_or(0);
+        checks.push((page, PAGE, crc32fast::hash(&bytes)));
+        txn.base.mapping.clear_verified(page, PAGE);
+        batch.push((page, Box::new(bytes)));
+        if batch.len() >= 256 {
+            self.write_pages(txn, batch)?;
+        }
+        Ok(Ref::Clean { page, crc })
+    }
+
+    /// Writes a batch of node pages in file order, coalescing neighbours.
+    fn write_pages(
+        &self,
+        txn: &mut WriteTxn,
+        batch: &mut Vec<(u64, Box<[u8; NODE_SIZE]>)>,
+    ) -> Result<()> {
+        batch.sort_by_key(|(p, _)| *p);
+        let mut i = 0;
+        let mut buf: Vec<u8> = Vec::new();
+        while i < batch.len() {
+            let start = batch[i].0;
+            buf.clear();
+            buf.extend_from_slice(&batch[i].1[..]);
+            let mut j = i + 1;
+            while j < batch.len() && batch[j].0 == start + (j - i) as u64 * PAGE && j - i < 64 {
+                buf.extend_from_slice(&batch[j].1[..]);
+                j += 1;
+            }
+            self.backend
+                .write_at(&buf, start)
+                .map_err(|e| Error::io("writing B-tree nodes", e))?;
+            txn.phys_len = txn.phys_len.max(start + buf.len() as u64);
+            i = j;
+        }
+        batch.clear();
+        Ok(())
+    }
+}
+
+/// Coalesces the written ranges and returns them as a one-phase check list
+/// when the transaction is small enough; `None` means two-phase.
+fn one_phase_checks(ranges: &mut [(u64, u64, u32)], max_bytes: u64) -> Option<Vec<CheckRange>> {
+    let total: u64 = ranges.iter().map(|r| r.1).sum();
+    if total > max_bytes {
+        return None;
+    }
+    ranges.sort_by_key(|r| r.0);
+    let mut out: Vec<CheckRange> = Vec::new();
+    for &(off, len, crc) in ranges.iter() {
+        if let Some(last) = out.last_mut() {
+            if last.offset + last.len as u64 == off {
+                let mut h = crc32fast::Hasher::new_with_initial_len(last.crc, last.len as u64);
+                h.combine(&crc32fast::Hasher::new_with_initial_len(crc, len));
+                last.crc = h.finalize();
+                last.len += len as u32;
+                continue;
+            }
+        }
+        out.push(CheckRange {
+            offset: off,
+            len: len as u32,
+            crc,
+        });
+    }
+    (out.len() <= MAX_CHECKS).then_some(out)
+}
+
+/// How much of the file to map for a file of `len` bytes.
+pub(crate) fn mapping_len(len: u64, cap: u64) -> u64 {
+    if cap != 0 && cap >= len {
+        return allocator::align_up(cap, PAGE);
+    }
+    allocator::align_up((len * 2).max(64 << 20), PAGE)
+}
+
+/// Wall-clock milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,354 @@
+//! Creating, opening and validating cache files (spec/FORMAT.md §10).
+//!
+//! Nothing is written to a file before it is known to be a dfcache file (or
+//! empty): a text file given by mistake comes back as
+//! [`Error::NotACache`] untouched.
+
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::backend::{FileBackend, StorageBackend};
+use super::commit_record::CommitRecord;
+use super::mapping::Mapping;
+use super::{mapping_len, Pins, Snapshot, Store, StoreOptions};
+use crate::error::{Error, Result};
+use crate::header::{HeaderProblem, Headers, DATA_START, PAGE, SLOT_OFFSETS};
+
+/// The smallest maximum file size a cache accepts (besides 0 = unlimited).
+pub(crate) const MIN_MAX_FILE_SIZE: u64 = 1 << 20;
+
+/// An opened file: the store, its committed state, and the physical length.
+pub(crate) struct Opened {
+    pub store: Store,
+    pub snap: Arc<Snapshot>,
+    pub phys_len: u64,
+    /// The header does not mirror the committed record (damaged or stale);
+    /// a writer rewrites it at its next commit.
+    pub header_stale: bool,
+}
+
+/// What the first bytes of an existing file say it is.
+enum Probe {
+    Empty,
+    Cache,
+    Foreign(Error),
+}
+
+fn read_head(b: &dyn StorageBackend, len: u64) -> Result<Vec<u8>> {
+    let n = len.min(DATA_START) as usize;
+    let mut buf = vec![0u8; n];
+    b.read_at(&mut buf, 0)
+        .map_err(|e| Error::io("reading the header", e))?;
+    Ok(buf)
+}
+
+fn slot_records(head: &[u8]) -> [Result<CommitRecord>; 2] {
+    SLOT_OFFSETS.map(|off| {
+        let s = off as usize;
+        match head.get(s..(s + PAGE as usize).min(head.len())) {
+            Some(b) if !b.is_empty() => CommitRecord::decode(b, off),
+            _ => Err(Error::corrupt(
+                "commit record",
+                off,
+                "missing: the file is too short",
+            )),
+        }
+    })
+}
+
+fn probe(b: &dyn StorageBackend) -> Result<Probe> {
+    let len = b
+        .len()
+        .map_err(|e| Error::io("reading the file length", e))?;
+    if len == 0 {
+        return Ok(Probe::Empty);
+    }
+    let head = read_head(b, len)?;
+    match Headers::decode(&head) {
+        Ok(_) | Err(HeaderProblem::Field(_)) | Err(HeaderProblem::BadBlockStorage(_)) => {
+            Ok(Probe::Cache)
+        }
+        Err(p) => {
+            if slot_records(&head).iter().any(|r| r.is_ok()) {
+                Ok(Probe::Cache)
+            } else if let HeaderProblem::TooShort(_) = p {
+                if head.len() >= 8 || crate::header::MAGIC.starts_with(&head) {
+                    // A torn create: our magic but nothing after it.
+                    Ok(Probe::Cache)
+                } else {
+                    Ok(Probe::Foreign(p.into_error()))
+                }
+            } else {
+                Ok(Probe::Foreign(p.into_error()))
+            }
+        }
+    }
+}
+
+/// Writes a fresh, empty cache file of maximum size `cap` into `b`.
+fn init(b: &dyn StorageBackend, cap: u64, sync: bool) -> Result<()> {
+    let io = |op| move |e| Error::io(op, e);
+    b.set_len(0).map_err(io("truncating the file"))?;
+    let mut page = vec![0u8; PAGE as usize];
+    let h = Headers {
+        max_file_size: cap,
+        ..Default::default()
+    };
+    page[..h.encode().len()].copy_from_slice(&h.encode());
+    b.write_at(&page, 0).map_err(io("writing the header"))?;
+    let r = CommitRecord {
+        seq: 1,
+        file_len: DATA_START,
+        max_file_size: cap,
+        committed_at_ms: super::now_ms(),
+        ..Default::default()
+    };
+    b.write_at(&r.encode(), SLOT_OFFSETS[r.slot()])
+        .map_err(io("writing the commit record"))?;
+    b.set_len(DATA_START).map_err(io("sizing the file"))?;
+    if sync {
+        b.sync().map_err(io("syncing"))?;
+    }
+    Ok(())
+}
+
+fn lock(b: &dyn StorageBackend) -> Result<()> {
+    match b.file().try_lock() {
+        Ok(()) => Ok(()),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Locked { path: None }),
+        Err(std::fs::TryLockError::Error(e)) => Err(Error::io("locking the file", e)),
+    }
+}
+
+/// Checks that `max` is a usable maximum file size.
+pub(crate) fn check_max_size(max: u64) -> Result<()> {
+    if max != 0 && max < MIN_MAX_FILE_SIZE {
+        return Err(Error::InvalidArgument(format!(
+            "maximum file size {max} is below the minimum of {MIN_MAX_FILE_SIZE} bytes (0 means unlimited)"
+        )));
+    }
+    if max > i64::MAX as u64 {
+        return Err(Error::InvalidArgument(format!(
+            "maximum file size {max} is too large"
+        )));
+    }
+    Ok(())
+}
+
+fn sync_dir(path: &Path) {
+    // Makes the new directory entry durable; best effort (some file systems
+    // refuse to open directories).
+    if let Some(dir) = path.parent() {
+        let dir = if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        };
+        if let Ok(d) = File::open(dir) {
+            let _ = d.sync_all();
+        }
+    }
+}
+
+/// Creates (or overwrites) a cache file at `path`.
+pub(crate) fn create(
+    path: &Path,
+    cap: u64,
+    opts: StoreOptions,
+    pins: Arc<dyn Pins>,
+) -> Result<Opened> {
+    check_max_size(cap)?;
+    let existed = path.exists();
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(|e| Error::io("opening", e).with_path(path))?;
+    let backend = FileBackend::new(file);
+    create_backend(Box::new(backend), Some(path.to_path_buf()), cap, opts, pins)
+        .map_err(|e| e.with_path(path))
+        .inspect(|_| {
+            if !existed {
+                sync_dir(path)
+            }
+        })
+}
+
+/// Creates a cache in `backend` (which must be empty or hold a cache).
+pub(crate) fn create_backend(
+    backend: Box<dyn StorageBackend>,
+    path: Option<PathBuf>,
+    cap: u64,
+    opts: StoreOptions,
+    pins: Arc<dyn Pins>,
+) -> Result<Opened> {
+    check_max_size(cap)?;
+    lock(&*backend)?;
+    if let Probe::Foreign(e) = probe(&*backend)? {
+        return Err(e);
+    }
+    init(&*backend, cap, opts.sync)?;
+    open_locked(backend, path, false, opts, pins)
+}
+
+/// Opens an existing cache file.
+pub(crate) fn open(
+    path: &Path,
+    read_only: bool,
+    opts: StoreOptions,
+    pins: Arc<dyn Pins>,
+) -> Result<Opened> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(!read_only)
+        .open(path)
+        .map_err(|e| Error::io("opening", e).with_path(path))?;
+    open_backend(
+        Box::new(FileBackend::new(file)),
+        Some(path.to_path_buf()),
+        read_only,
+        opts,
+        pins,
+    )
+    .map_err(|e| e.with_path(path))
+}
+
+/// Opens the cache in `backend`.
+pub(crate) fn open_backend(
+    backend: Box<dyn StorageBackend>,
+    path: Option<PathBuf>,
+    read_only: bool,
+    opts: StoreOptions,
+    pins: Arc<dyn Pins>,
+) -> Result<Opened> {
+    if !read_only {
+        lock(&*backend)?;
+    }
+    open_locked(backend, path, read_only, opts, pins)
+}
+
+/// Reads and checks the committed state; the writer lock (if any) is held.
+fn open_locked(
+    backend: Box<dyn StorageBackend>,
+    path: Option<PathBuf>,
+    read_only: bool,
+    opts: StoreOptions,
+    pins: Arc<dyn Pins>,
+) -> Result<Opened> {
+    let len = backend
+        .len()
+        .map_err(|e| Error::io("reading the file length", e))?;
+    let head = read_head(&*backend, len)?;
+    let header = Headers::decode(&head);
+    let [r0, r1] = slot_records(&head);
+    let mut valid: Vec<CommitRecord> = [r0, r1].into_iter().filter_map(|r| r.ok()).collect();
+    if let Err(p) = &header {
+        if valid.is_empty() {
+            return Err(p.clone().into_error());
+        }
+    }
+    if valid.is_empty() {
+        return Err(Error::corrupt(
+            "commit record",
+            SLOT_OFFSETS[0],
+            "neither commit slot holds a valid record",
+        ));
+    }
+    valid.sort_by_key(|r| std::cmp::Reverse(r.seq));
+    let mut chosen = None;
+    let mut last_err = None;
+    for (i, r) in valid.iter().enumerate() {
+        if r.file_len > len {
+            // Commits make the file's length durable before a record names
+            // it (one-phase commits never grow it), so this is damage, not
+            // a crash: no fallback.
+            last_err = Some(Error::corrupt(
+                "file",
+                len,
+                format!(
+                    "truncated: the committed state needs {} bytes, the file has {len}",
+                    r.file_len
+                ),
+            ));
+            break;
+        }
+        if let Some(checks) = &r.checks {
+            match verify_checks(&*backend, checks) {
+                Ok(true) => {}
+                Ok(false) => {
+                    // The transaction did not complete; its predecessor is
+                    // the state of the last completed flush.
+                    last_err = Some(Error::corrupt(
+                        "commit record",
+                        SLOT_OFFSETS[r.slot()],
+                        "one-phase commit did not complete",
+                    ));
+                    if i + 1 < valid.len() && valid[i + 1].seq + 1 == r.seq {
+                        continue;
+                    }
+                    break;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        chosen = Some(r.clone());
+        break;
+    }
+    let Some(record) = chosen else {
+        return Err(last_err.unwrap_or_else(|| {
+            Error::corrupt("commit record", SLOT_OFFSETS[0], "no usable commit record")
+        }));
+    };
+    let header_stale = match header {
+        Ok(h) => {
+            h.max_file_size != record.max_file_size
+                || h.primary_root != record.trees[crate::btree::TreeId::PRIMARY.0 as usize].page
+        }
+        Err(_) => true,
+    };
+    let map_len = if read_only {
+        mapping_len(len.max(record.file_len), 0)
+    } else {
+        mapping_len(record.file_len, record.max_file_size)
+    };
+    let mapping = Arc::new(Mapping::new(backend.file(), map_len)?);
+    let store = Store {
+        backend,
+        path,
+        read_only,
+        pins,
+        opts,
+    };
+    // Bytes past the committed length (left by an unfinished transaction)
+    // are ignored; the writer's first commit cuts them off. Opening itself
+    // never writes.
+    Ok(Opened {
+        store,
+        snap: Arc::new(Snapshot { record, mapping }),
+        phys_len: len,
+        header_stale,
+    })
+}
+
+/// Whether every range a one-phase record lists holds the bytes it wrote.
+fn verify_checks(
+    b: &dyn StorageBackend,
+    checks: &[super::commit_record::CheckRange],
+) -> Result<bool> {
+    let mut buf = Vec::new();
+    for c in checks {
+        buf.resize(c.len as usize, 0);
+        match b.read_at(&mut buf, c.offset) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(false),
+            Err(e) => return Err(Error::io("reading a commit's check list", e)),
+        }
+        if crc32fast::hash(&buf) != c.crc {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}

@@ -1,0 +1,284 @@
+//! File-level behaviour: the header bytes, bad files, read-only, locking,
+//! space reuse.
+
+use std::fs;
+use std::path::Path;
+
+use dfcache::{DatasetFileCache, Error, Flushable, OpenOptions};
+
+fn snapshot(p: &Path) -> (Vec<u8>, std::time::SystemTime) {
+    (
+        fs::read(p).unwrap(),
+        fs::metadata(p).unwrap().modified().unwrap(),
+    )
+}
+
+#[test]
+fn fresh_file_header_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("h.dfc");
+    drop(DatasetFileCache::create(&p, 64 << 20).unwrap());
+    let b = fs::read(&p).unwrap();
+    let mut want = [0u8; 96];
+    want[0..8].copy_from_slice(&[0x89, 0x48, 0x47, 0x43, 0x0D, 0x0A, 0x1A, 0x0A]);
+    want[8..10].copy_from_slice(&1i16.to_le_bytes());
+    want[10..18].copy_from_slice(&(64i64 << 20).to_le_bytes());
+    // 18..40 reserved zero; 40..48 primary root: empty (0); 48..56 zero;
+    // 56..64 LastUsed root: empty (0).
+    want[64..72].copy_from_slice(&[0x89, 0x42, 0x53, 0x54, 0x0D, 0x0A, 0x1A, 0x0A]);
+    want[72..74].copy_from_slice(&1i16.to_le_bytes());
+    // 74..82 allocations root, 82..90 free-chunks root: empty; 90..96 zero.
+    assert_eq!(&b[..96], &want[..]);
+    assert!(b[96..4096].iter().all(|&x| x == 0));
+    assert_eq!(b.len(), 12288, "header page and two commit slots");
+}
+
+#[test]
+fn header_mirrors_the_roots_after_a_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("m.dfc");
+    let c = DatasetFileCache::create(&p, 0).unwrap();
+    c.put(b"k", b"v").unwrap();
+    c.flush().unwrap();
+    drop(c);
+    let b = fs::read(&p).unwrap();
+    let root = i64::from_le_bytes(b[40..48].try_into().unwrap());
+    let lru = i64::from_le_bytes(b[56..64].try_into().unwrap());
+    assert!(root >= 12288 && root % 4096 == 0, "primary root {root}");
+    assert!(
+        lru >= 12288 && lru % 4096 == 0 && lru != root,
+        "LastUsed root {lru}"
+    );
+    assert_eq!(&b[root as usize..root as usize + 4], b"DFBT");
+}
+
+fn expect_untouched(p: &Path, f: impl FnOnce(&Path) -> dfcache::Result<DatasetFileCache>) -> Error {
+    let before = snapshot(p);
+    let e = f(p).expect_err("must fail");
+    assert_eq!(snapshot(p), before, "file changed by a failed open");
+    e
+}
+
+#[test]
+fn bad_files_give_typed_errors_and_stay_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = dir.path().join("notes.txt");
+    fs::write(
+        &text,
+        "These are my notes. Do not overwrite them.\n".repeat(300),
+    )
+    .unwrap();
+    let empty = dir.path().join("empty");
+    fs::write(&empty, b"").unwrap();
+    let tiny = dir.path().join("tiny");
+    fs::write(&tiny, b"\x89HG").unwrap();
+
+    for ro in [false, true] {
+        assert!(matches!(
+            expect_untouched(&text, |p| DatasetFileCache::open(p, ro)),
+            Error::NotACache { .. }
+        ));
+        assert!(matches!(
+            expect_untouched(&empty, |p| DatasetFileCache::open(p, ro)),
+            Error::NotACache { .. }
+        ));
+        assert!(matches!(
+            expect_untouched(&tiny, |p| DatasetFileCache::open(p, ro)),
+            Error::NotACache { .. }
+        ));
+    }
+    assert!(matches!(
+        expect_untouched(&text, |p| DatasetFileCache::create(p, 0)),
+        Error::NotACache { .. }
+    ));
+    assert!(matches!(
+        expect_untouched(&text, |p| DatasetFileCache::create_or_open(p, 0)),
+        Error::NotACache { .. }
+    ));
+    let e = DatasetFileCache::open(&text, false)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("not a dfcache file") && e.contains("notes.txt"),
+        "{e}"
+    );
+
+    // A newer format version.
+    let newer = dir.path().join("newer.dfc");
+    drop(DatasetFileCache::create(&newer, 0).unwrap());
+    let mut b = fs::read(&newer).unwrap();
+    b[8] = 9;
+    // Make the commit records unreadable for this version too.
+    b[4096 + 8] = 9;
+    b[8192 + 8] = 9;
+    fs::write(&newer, &b).unwrap();
+    for ro in [false, true] {
+        assert!(matches!(
+            expect_untouched(&newer, |p| DatasetFileCache::open(p, ro)),
+            Error::UnsupportedVersion { found: 9, .. }
+        ));
+    }
+    assert!(matches!(
+        expect_untouched(&newer, |p| DatasetFileCache::create_or_open(p, 0)),
+        Error::UnsupportedVersion { .. }
+    ));
+
+    // A truncated cache.
+    let cut = dir.path().join("cut.dfc");
+    let c = DatasetFileCache::create(&cut, 0).unwrap();
+    for i in 0..200u32 {
+        c.put(&i.to_be_bytes(), &vec![i as u8; 3000]).unwrap();
+    }
+    drop(c);
+    let len = fs::metadata(&cut).unwrap().len();
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&cut)
+        .unwrap()
+        .set_len(len / 2)
+        .unwrap();
+    for ro in [false, true] {
+        let e = expect_untouched(&cut, |p| DatasetFileCache::open(p, ro));
+        assert!(matches!(e, Error::Corrupt { .. }), "{e}");
+    }
+    // Cut inside the commit slots.
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&cut)
+        .unwrap()
+        .set_len(5000)
+        .unwrap();
+    assert!(matches!(
+        expect_untouched(&cut, |p| DatasetFileCache::open(p, true)),
+        Error::Corrupt { .. }
+    ));
+}
+
+#[test]
+fn create_overwrites_a_cache_and_create_or_open_matches_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("c.dfc");
+    let c = DatasetFileCache::create(&p, 8 << 20).unwrap();
+    c.put(b"a", b"1").unwrap();
+    drop(c);
+    let c = DatasetFileCache::create_or_open(&p, 8 << 20).unwrap();
+    assert_eq!(c.get(b"a").unwrap().unwrap().to_vec(), b"1");
+    drop(c);
+    let c = DatasetFileCache::create_or_open(&p, 16 << 20).unwrap();
+    assert!(c.is_empty(), "another size recreates");
+    assert_eq!(c.maximum_file_size(), 16 << 20);
+    c.put(b"b", b"2").unwrap();
+    drop(c);
+    let c = DatasetFileCache::create(&p, 0).unwrap();
+    assert!(c.is_empty());
+    assert!(matches!(
+        DatasetFileCache::create(dir.path().join("x"), 1000),
+        Err(Error::InvalidArgument(_))
+    ));
+}
+
+#[test]
+fn read_only_never_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("ro.dfc");
+    let c = DatasetFileCache::create(&p, 0).unwrap();
+    for i in 0..100u32 {
+        c.put(&i.to_be_bytes(), &vec![i as u8; 5000]).unwrap();
+    }
+    drop(c);
+    let mut perm = fs::metadata(&p).unwrap().permissions();
+    perm.set_readonly(true);
+    fs::set_permissions(&p, perm.clone()).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let before = snapshot(&p);
+    {
+        let r = DatasetFileCache::open(&p, true).unwrap();
+        for i in 0..100u32 {
+            assert_eq!(
+                r.get(&i.to_be_bytes()).unwrap().unwrap().to_vec(),
+                vec![i as u8; 5000]
+            );
+        }
+        assert_eq!(r.keys().unwrap().count(), 100);
+        assert!(matches!(r.put(b"x", b"y"), Err(Error::ReadOnly)));
+        assert!(matches!(r.remove(b"x"), Err(Error::ReadOnly)));
+        assert!(matches!(r.clear(), Err(Error::ReadOnly)));
+        r.flush().unwrap();
+        // Two read-only handles at once, and no side files.
+        let r2 = DatasetFileCache::open(&p, true).unwrap();
+        assert_eq!(r2.len(), 100);
+    }
+    assert_eq!(snapshot(&p), before);
+    let names: Vec<_> = fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names.len(), 1, "no side files: {names:?}");
+    #[allow(clippy::permissions_set_readonly_false)]
+    perm.set_readonly(false);
+    fs::set_permissions(&p, perm).unwrap();
+}
+
+#[test]
+fn second_writer_is_locked_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("l.dfc");
+    let c = DatasetFileCache::create(&p, 0).unwrap();
+    assert!(matches!(
+        DatasetFileCache::open(&p, false),
+        Err(Error::Locked { .. })
+    ));
+    assert!(matches!(
+        DatasetFileCache::create(&p, 0),
+        Err(Error::Locked { .. })
+    ));
+    // Readers are not locked out.
+    let r = DatasetFileCache::open(&p, true).unwrap();
+    drop(r);
+    drop(c);
+    let c2 = DatasetFileCache::open(&p, false).unwrap();
+    drop(c2);
+}
+
+#[test]
+fn space_is_reused() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("reuse.dfc");
+    let c = OpenOptions::new()
+        .sync(false)
+        .compression_level(None)
+        .create(&p, 0)
+        .unwrap();
+    // 100 MiB of values of mixed sizes.
+    let sizes = [700usize, 4096, 9000, 33_000, 150_000];
+    let mut keys = Vec::new();
+    let mut total = 0usize;
+    let mut i = 0u64;
+    while total < 100 << 20 {
+        let n = sizes[(i % 5) as usize];
+        keys.push((i, n));
+        total += n;
+        i += 1;
+    }
+    for round in 0..10u8 {
+        for &(k, n) in &keys {
+            c.put(&k.to_be_bytes(), &vec![round ^ k as u8; n]).unwrap();
+        }
+        c.flush().unwrap();
+        if round < 9 {
+            for &(k, _) in &keys {
+                assert!(c.remove(&k.to_be_bytes()).unwrap());
+            }
+            c.flush().unwrap();
+        }
+    }
+    let len = fs::metadata(&p).unwrap().len();
+    let ratio = len as f64 / total as f64;
+    assert!(ratio < 1.3, "file {len} for {total} live bytes: {ratio:.3}");
+    for &(k, n) in keys.iter().step_by(97) {
+        assert_eq!(
+            c.get(&k.to_be_bytes()).unwrap().unwrap().to_vec(),
+            vec![9 ^ k as u8; n]
+        );
+    }
+}
