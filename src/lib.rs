@@ -4,13 +4,17 @@
 
 pub(crate) mod btree;
 pub(crate) mod cache;
+pub mod dataset;
 pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 pub(crate) mod header;
 pub mod storage;
 
-pub use cache::{Codec, DatasetFileCache, EntryInfo, Flushable, Keys, OpenOptions, Value};
+pub use cache::{
+    CacheStats, Codec, DatasetFileCache, EntryInfo, Flushable, Keys, OpenOptions, Value,
+};
+pub use dataset::{CachedDataset, Dataset, DatasetId, WarmReport};
 pub use error::{Error, Result};
 pub use storage::backend::{FileBackend, StorageBackend};
 

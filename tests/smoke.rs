@@ -123,3 +123,34 @@ fn readme_example() -> Result<(), Box<dyn std::error::Error>> {
     assert_eq!(shared.len(), 1);
     Ok(())
 }
+
+/// The README's read-through example, run as written.
+#[test]
+fn readme_read_through_example() -> Result<(), Box<dyn std::error::Error>> {
+    use dfcache::{CachedDataset, Dataset, DatasetFileCache, DatasetId, Result};
+    use std::sync::Arc;
+
+    /// Your slow source: a tile server, an object store, a remote file.
+    struct TileServer;
+
+    impl Dataset for TileServer {
+        fn id(&self) -> DatasetId {
+            // A GUID for the dataset and a revision that changes with its content.
+            DatasetId::new(uuid::Uuid::from_u128(0x5eed), 7)
+        }
+        fn read_block(&self, index: u64) -> Result<Option<Vec<u8>>> {
+            Ok((index < 1000).then(|| vec![index as u8; 4096])) // None: no such block
+        }
+    }
+
+    let dir = tempfile::tempdir()?;
+    let local = Arc::new(DatasetFileCache::create(
+        dir.path().join("local.dfc"),
+        256 << 20,
+    )?);
+    let tiles = CachedDataset::new(TileServer, local);
+    assert_eq!(tiles.read_block(42)?, Some(vec![42; 4096])); // from the source, now cached
+    assert_eq!(tiles.read_block(42)?, Some(vec![42; 4096])); // from the cache
+    assert_eq!(tiles.read_block(5000)?, None); // "no such block" is cached too
+    Ok(())
+}

@@ -227,6 +227,7 @@ impl<'a> Reader<'a> {
     }
 
     /// The first entry.
+    #[cfg(test)]
     pub(crate) fn first(&self) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
         let mut out = None;
         self.scan(Bound::Unbounded, |k, v| {

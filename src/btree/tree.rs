@@ -505,6 +505,54 @@ impl Tree {
         Ok(())
     }
 
+    /// Copies every committed node whose page lies at or past `limit`, and
+    /// the path to it, so that the next commit writes it to a new page
+    /// (lowering the maximum file size). Visits every node.
+    pub(crate) fn relocate_from(&mut self, cx: &mut Cx<'_>, limit: u64) -> Result<()> {
+        let Some(root) = self.root else {
+            return Ok(());
+        };
+        if let Some(r) = self.relocate_rec(cx, root, self.height - 1, limit)? {
+            self.root = Some(r);
+        }
+        Ok(())
+    }
+
+    fn relocate_rec(&self, cx: &mut Cx<'_>, r: Ref, level: u8, limit: u64) -> Result<Option<Ref>> {
+        let mut idx = match r {
+            Ref::Dirty(i) => Some(i),
+            Ref::Clean { page, .. } if page >= limit => Some(self.dirty(cx, r, level)?),
+            Ref::Clean { .. } => None,
+        };
+        if level > 0 {
+            let children: Vec<Ref> = match (idx, r) {
+                (Some(i), _) => cx.arena.node(i).children.clone(),
+                (None, Ref::Clean { page, crc }) => {
+                    let v = cx.src.node(page, crc, self.id, level)?;
+                    (0..=v.len()).map(|i| v.child(i)).collect::<Result<_>>()?
+                }
+                (None, Ref::Dirty(_)) => Vec::new(),
+            };
+            for (ci, c) in children.into_iter().enumerate() {
+                if let Some(nc) = self.relocate_rec(cx, c, level - 1, limit)? {
+                    let i = match idx {
+                        Some(i) => i,
+                        None => {
+                            let i = self.dirty(cx, r, level)?;
+                            idx = Some(i);
+                            i
+                        }
+                    };
+                    cx.arena.node_mut(i).children[ci] = nc;
+                }
+            }
+        }
+        Ok(match (r, idx) {
+            (Ref::Clean { .. }, Some(i)) => Some(Ref::Dirty(i)),
+            _ => None,
+        })
+    }
+
     /// Forgets every node (dirty ones are dropped, committed pages reported
     /// through `on_page`). Used by `clear`, which frees the space wholesale.
     pub(crate) fn drop_all(&mut self, cx: &mut Cx<'_>) {

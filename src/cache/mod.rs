@@ -12,6 +12,7 @@
 //! and the LastUsed index (tick → key), whose roots the file header mirrors
 //! at offsets 40 and 56.
 
+pub(crate) mod admin;
 pub(crate) mod codec;
 pub(crate) mod keys;
 pub(crate) mod overlay;
@@ -36,6 +37,7 @@ use crate::storage::{Pins, Snapshot, Store, StoreOptions, WriteTxn};
 use overlay::Overlay;
 use slots::Slot;
 
+pub use admin::CacheStats;
 pub use keys::Keys;
 pub use read::EntryInfo;
 pub use record::Codec;
@@ -247,9 +249,12 @@ pub(crate) struct Writer {
     pub inserts: u64,
     pub evictions: u64,
     pub bytes_evicted: u64,
-    pub expirations: u64,
     /// The header should be rewritten at the next commit.
     pub header_stale: bool,
+    /// The key a put is replacing: eviction skips it (the replacement
+    /// releases its space; evicting it would count a replacement as an
+    /// eviction).
+    pub protect: Option<Vec<u8>>,
 }
 
 /// A persistent, size-capped cache in one file.
@@ -310,8 +315,8 @@ impl DatasetFileCache {
                 inserts: 0,
                 evictions: 0,
                 bytes_evicted: 0,
-                expirations: 0,
                 header_stale,
+                protect: None,
             })
         };
         Ok(DatasetFileCache {

@@ -43,6 +43,8 @@ pub(crate) enum Why {
 pub(crate) enum Payload<'a> {
     /// These bytes.
     Bytes(&'a [u8]),
+    /// A negative entry.
+    Absent,
 }
 
 impl DatasetFileCache {
@@ -59,6 +61,11 @@ impl DatasetFileCache {
     /// needed; I/O errors (which poison the handle).
     pub fn put(&self, key: &[u8], value: &[u8]) -> Result<()> {
         self.put_entry(key, Payload::Bytes(value), None)
+    }
+
+    /// Stores a negative entry: `key` is known not to exist at the source.
+    pub(crate) fn put_absent(&self, key: &[u8]) -> Result<()> {
+        self.put_entry(key, Payload::Absent, None)
     }
 
     /// Removes `key`; returns whether it was present.
@@ -125,7 +132,24 @@ impl DatasetFileCache {
             _ => None,
         };
         self.with_writer(|w| {
+            w.protect = Some(key.to_vec());
+            let r = self.put_locked(w, key, payload, meta, encoded);
+            w.protect = None;
+            r
+        })
+    }
+
+    fn put_locked(
+        &self,
+        w: &mut Writer,
+        key: &[u8],
+        payload: Payload<'_>,
+        meta: Option<&[u8]>,
+        encoded: Option<(Codec, Option<Vec<u8>>)>,
+    ) -> Result<()> {
+        {
             let (body, codec, crc, raw_len, inline, stored_total) = match payload {
+                Payload::Absent => (Body::Absent, Codec::Raw, 0, 0, &[][..], 0),
                 Payload::Bytes(v) if v.len() as u64 > CHUNK_RAW => {
                     let (off, len, crc, total) = self.write_chunked(w, v)?;
                     (
@@ -212,7 +236,7 @@ impl DatasetFileCache {
                 self.commit_locked(w, false)?;
             }
             Ok(())
-        })
+        }
     }
 
     /// Puts the encoded record `bytes` (describing `rec`) under `key` and
@@ -336,8 +360,7 @@ impl DatasetFileCache {
                 w.evictions += 1;
                 w.bytes_evicted += r.raw_len;
             }
-            Why::Expired => w.expirations += 1,
-            Why::Removed | Why::Corrupt => {}
+            Why::Removed | Why::Expired | Why::Corrupt => {}
         }
         Ok(Some(r))
     }
@@ -474,7 +497,7 @@ impl DatasetFileCache {
 
     /// Pages kept free beyond what a commit needs, so that entries can
     /// always be evicted (evicting dirties pages too).
-    fn reserve_pages(cap: u64) -> u64 {
+    pub(crate) fn reserve_pages(cap: u64) -> u64 {
         (cap / PAGE / 32).clamp(16, 1024)
     }
 
@@ -584,7 +607,7 @@ impl DatasetFileCache {
     /// available after the next commit and at least `min_freed` bytes were
     /// freed, or until evicting more would make that commit impossible.
     /// Returns how many were evicted.
-    fn evict(&self, w: &mut Writer, want: u64, min_freed: u64) -> Result<u64> {
+    pub(crate) fn evict(&self, w: &mut Writer, want: u64, min_freed: u64) -> Result<u64> {
         // The LRU order must include every use so far.
         self.apply_notes(w)?;
         let mut n = 0;
@@ -597,7 +620,17 @@ impl DatasetFileCache {
             if w.txn.alloc.available_pages() < need {
                 break;
             }
-            let Some((tk, key)) = w.txn.reader(TreeId::LAST_USED).first()? else {
+            let mut lru = None;
+            w.txn
+                .reader(TreeId::LAST_USED)
+                .scan(std::ops::Bound::Unbounded, |t, k| {
+                    if w.protect.as_deref() == Some(k) {
+                        return Ok(true);
+                    }
+                    lru = Some((t.to_vec(), k.to_vec()));
+                    Ok(false)
+                })?;
+            let Some((tk, key)) = lru else {
                 break;
             };
             match self.remove_locked(w, &key, Why::Evicted)? {

@@ -224,6 +224,9 @@ pub(crate) struct Allocator {
     pub file_len: u64,
     /// Maximum file size, 0 = unlimited.
     pub cap: u64,
+    /// A tighter bound on where new extents may go, 0 = none (used while
+    /// the maximum file size is being lowered).
+    pub limit: u64,
     /// Bytes in free chunks.
     pub free_bytes: u64,
     /// Whole aligned pages inside free chunks.
@@ -233,13 +236,21 @@ pub(crate) struct Allocator {
 }
 
 impl Allocator {
+    /// The offset no extent may reach past, 0 = unbounded.
+    pub(crate) fn bound(&self) -> u64 {
+        match (self.cap, self.limit) {
+            (0, l) => l,
+            (c, 0) => c,
+            (c, l) => c.min(l),
+        }
+    }
+
     /// Pages available for new node pages and page-sized values, a lower
     /// bound: growth room under the cap plus free pages, minus quarantine.
     pub(crate) fn available_pages(&self) -> u64 {
-        let tail = if self.cap == 0 {
-            u64::MAX / 4
-        } else {
-            self.cap.saturating_sub(align_up(self.file_len, PAGE)) / PAGE
+        let tail = match self.bound() {
+            0 => u64::MAX / 4,
+            b => b.saturating_sub(align_up(self.file_len, PAGE)) / PAGE,
         };
         (tail + self.free_pages).saturating_sub(self.quarantine.pages)
     }
@@ -247,10 +258,9 @@ impl Allocator {
     /// Bytes that could be allocated before hitting the cap, ignoring
     /// fragmentation (free bytes minus quarantine, plus growth room).
     pub(crate) fn available_bytes(&self) -> u64 {
-        let tail = if self.cap == 0 {
-            u64::MAX / 4
-        } else {
-            self.cap.saturating_sub(self.file_len)
+        let tail = match self.bound() {
+            0 => u64::MAX / 4,
+            b => b.saturating_sub(self.file_len),
         };
         (tail + self.free_bytes).saturating_sub(self.quarantine.bytes())
     }
@@ -315,6 +325,15 @@ impl Allocator {
             return Ok(None);
         }
         let rd = self.free.reader(cx.arena, cx.src);
+        let bound = self.bound();
+        let place = |s: u64, l: u64| {
+            let l = if bound != 0 {
+                l.min(bound.saturating_sub(s))
+            } else {
+                l
+            };
+            self.quarantine.place(s, l, len, align)
+        };
         let mut found = None;
         // First the smallest chunks that might fit; when alignment makes
         // those fail, chunks big enough for any alignment.
@@ -323,14 +342,14 @@ impl Allocator {
             let k = free_key(from, 0);
             rd.scan(Bound::Included(&k), |k, _| {
                 let (l, s) = decode_free(k)?;
-                if let Some(a) = self.quarantine.place(s, l, len, align) {
+                if let Some(a) = place(s, l) {
                     found = Some((l, s, a));
                     return Ok(false);
                 }
                 tried += 1;
                 Ok(tried < 64)
             })?;
-            if found.is_some() || align == ALIGN && self.quarantine.is_empty() {
+            if found.is_some() || align == ALIGN && self.quarantine.is_empty() && bound == 0 {
                 return Ok(found);
             }
         }
@@ -345,7 +364,7 @@ impl Allocator {
             if l < len {
                 break;
             }
-            if let Some(a) = self.quarantine.place(s, l, len, align) {
+            if let Some(a) = place(s, l) {
                 return Ok(Some((l, s, a)));
             }
             key = Some(k);
@@ -359,11 +378,11 @@ impl Allocator {
             a = align_up(e, align);
         }
         let end = a + len;
-        if self.cap != 0 && end > self.cap {
+        let bound = self.bound();
+        if bound != 0 && end > bound {
             return Err(Error::NoSpace {
                 detail: format!(
-                    "{len} more bytes would take the file to {end}, past its maximum of {}",
-                    self.cap
+                    "{len} more bytes would take the file to {end}, past its maximum of {bound}"
                 ),
             });
         }
@@ -372,8 +391,8 @@ impl Allocator {
         // never grow the file; spec §7). The step stays under the cap.
         let step = (end / 128).clamp(64 << 10, 4 << 20);
         let mut new_len = align_up(end + step, PAGE);
-        if self.cap != 0 {
-            new_len = new_len.min(self.cap);
+        if bound != 0 {
+            new_len = new_len.min(bound);
         }
         // The gap before the new extent joins the free chunk at the tail.
         let tail = self.tail_chunk_start(cx)?;

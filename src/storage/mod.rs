@@ -262,6 +262,7 @@ impl Store {
                 free: Tree::from_root(TreeId::FREE, r.trees[TreeId::FREE.0 as usize]),
                 file_len: r.file_len,
                 cap: r.max_file_size,
+                limit: 0,
                 free_bytes: r.free_bytes,
                 free_pages: r.free_pages,
                 quarantine: Default::default(),

@@ -1,0 +1,3 @@
+//! The `dfcache` command line: one module per command.
+
+pub mod demo;

@@ -1,0 +1,169 @@
+//! Property test: under a size cap the file never grows past it, and
+//! evictions follow LRU order exactly, against a model that sees the same
+//! accesses.
+
+use std::collections::{BTreeSet, HashMap};
+
+use dfcache::{Flushable, OpenOptions};
+use proptest::prelude::*;
+
+const CAP: u64 = 2 << 20;
+
+#[derive(Debug, Clone)]
+enum Op {
+    Put(u8, usize),
+    Get(u8),
+    Remove(u8),
+    Flush,
+    Reopen,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        8 => (0u8..64, prop_oneof![3 => 1usize..2000, 2 => 2000usize..40_000, 1 => 40_000usize..150_000])
+            .prop_map(|(k, n)| Op::Put(k, n)),
+        8 => (0u8..64).prop_map(Op::Get),
+        1 => (0u8..64).prop_map(Op::Remove),
+        1 => Just(Op::Flush),
+        1 => Just(Op::Reopen),
+    ]
+}
+
+fn value(k: u8, n: usize, version: u64) -> Vec<u8> {
+    let mut x = ((k as u64 + 1) * 0x9E37_79B9) ^ version;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+struct Model {
+    clock: u64,
+    entries: HashMap<u8, (Vec<u8>, u64)>,
+    evicted: u64,
+}
+
+impl Model {
+    /// Reconciles with the keys the cache still has: whatever is gone was
+    /// evicted, and must be exactly the least recently used.
+    fn evictions(&mut self, present: &BTreeSet<u8>) {
+        let gone: Vec<u8> = self
+            .entries
+            .keys()
+            .filter(|k| !present.contains(k))
+            .copied()
+            .collect();
+        if gone.is_empty() {
+            return;
+        }
+        let newest_gone = gone.iter().map(|k| self.entries[k].1).max().unwrap();
+        let oldest_kept = present
+            .iter()
+            .filter_map(|k| self.entries.get(k))
+            .map(|e| e.1)
+            .min();
+        if let Some(kept) = oldest_kept {
+            assert!(
+                newest_gone < kept,
+                "evicted {gone:?} (newest use {newest_gone}) while an entry used at {kept} stayed"
+            );
+        }
+        for k in gone {
+            self.entries.remove(&k);
+            self.evicted += 1;
+        }
+    }
+}
+
+fn run(ops: Vec<Op>) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("lru.dfc");
+    let opts = OpenOptions::new().sync(false).compression_level(None);
+    let mut cache = Some(opts.create(&path, CAP).unwrap());
+    let mut m = Model {
+        clock: 0,
+        entries: HashMap::new(),
+        evicted: 0,
+    };
+    let mut evictions_before_reopen = 0;
+    for (i, op) in ops.into_iter().enumerate() {
+        let c = cache.as_ref().unwrap();
+        match op {
+            Op::Put(k, n) => {
+                let v = value(k, n, i as u64);
+                c.put(&[k], &v).unwrap();
+                m.clock += 1;
+                m.entries.insert(k, (v, m.clock));
+                let present: BTreeSet<u8> = c.keys().unwrap().map(|k| k.unwrap()[0]).collect();
+                m.evictions(&present);
+                assert_eq!(
+                    c.stats().unwrap().evictions + evictions_before_reopen,
+                    m.evicted,
+                    "eviction count"
+                );
+            }
+            Op::Get(k) => {
+                let got = c.get(&[k]).unwrap().map(|v| v.to_vec());
+                match m.entries.get_mut(&k) {
+                    Some((v, used)) => {
+                        assert_eq!(got.as_ref(), Some(&*v), "value of {k}");
+                        m.clock += 1;
+                        *used = m.clock;
+                    }
+                    None => assert!(got.is_none(), "{k} should not be cached"),
+                }
+            }
+            Op::Remove(k) => {
+                assert_eq!(c.remove(&[k]).unwrap(), m.entries.remove(&k).is_some());
+            }
+            Op::Flush => c.flush().unwrap(),
+            Op::Reopen => {
+                evictions_before_reopen += c.stats().unwrap().evictions;
+                drop(cache.take());
+                cache = Some(opts.clone().open(&path).unwrap());
+            }
+        }
+        let len = std::fs::metadata(&path).unwrap().len();
+        assert!(len <= CAP, "file is {len} bytes, over the cap of {CAP}");
+    }
+    let c = cache.unwrap();
+    assert_eq!(c.len(), m.entries.len() as u64);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, max_shrink_iters: 1000, .. ProptestConfig::default() })]
+    #[test]
+    fn lru_under_a_cap(ops in prop::collection::vec(op(), 1..400)) {
+        run(ops);
+    }
+}
+
+#[test]
+fn order_survives_reopen() {
+    // Use order is persisted: after a reopen the least recently used entry
+    // is still the first to go.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("order.dfc");
+    let opts = OpenOptions::new().sync(false).compression_level(None);
+    let c = opts.create(&path, CAP).unwrap();
+    for k in 0..10u8 {
+        c.put(&[k], &value(k, 100_000, 0)).unwrap();
+    }
+    // Use them in reverse: 0 becomes the most recent.
+    for k in (0..10u8).rev() {
+        assert!(c.get(&[k]).unwrap().is_some());
+    }
+    drop(c);
+    let c = opts.open(&path).unwrap();
+    let mut k = 100u8;
+    while c.stats().unwrap().evictions == 0 {
+        c.put(&[k], &value(k, 100_000, 0)).unwrap();
+        k += 1;
+    }
+    assert!(!c.contains_key(&[9]).unwrap(), "9 was least recently used");
+    assert!(c.contains_key(&[0]).unwrap(), "0 was most recently used");
+}
