@@ -12,7 +12,8 @@ pub(crate) mod header;
 pub mod storage;
 
 pub use cache::{
-    CacheStats, Codec, DatasetFileCache, EntryInfo, Flushable, Keys, OpenOptions, Value,
+    CacheStats, Codec, CompactReport, DatasetFileCache, Entries, EntryInfo, Flushable, Keys,
+    OpenOptions, Problem, Value, VerifyReport,
 };
 pub use dataset::{CachedDataset, Dataset, DatasetId, WarmReport};
 pub use error::{Error, Result};

@@ -282,3 +282,112 @@ fn space_is_reused() {
         );
     }
 }
+
+#[test]
+fn verify_finds_damage_and_says_where() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("v.dfc");
+    let c = OpenOptions::new()
+        .compression_level(None)
+        .create(&p, 0)
+        .unwrap();
+    for i in 0..300u32 {
+        c.put(&i.to_be_bytes(), &vec![i as u8; 1000 + i as usize * 10])
+            .unwrap();
+    }
+    c.put(b"big", &vec![5u8; 3 << 20]).unwrap();
+    c.flush().unwrap();
+    let r = c.verify().unwrap();
+    assert!(r.is_ok(), "{:#?}", r.problems);
+    assert_eq!(r.entries, 301);
+    assert!(r.nodes > 4 && r.extents > 300);
+    assert!(r.value_bytes > 3 << 20);
+    drop(c);
+    // Damage one byte of the value of key 7.
+    let ro = DatasetFileCache::open(&p, true).unwrap();
+    let v = ro.get(&7u32.to_be_bytes()).unwrap().unwrap().to_vec();
+    drop(ro);
+    let mut b = fs::read(&p).unwrap();
+    let at = b.windows(v.len()).position(|w| w == v.as_slice()).unwrap();
+    b[at + 10] ^= 1;
+    fs::write(&p, &b).unwrap();
+    let ro = DatasetFileCache::open(&p, true).unwrap();
+    let r = ro.verify().unwrap();
+    assert_eq!(r.problems.len(), 1, "{:#?}", r.problems);
+    let pr = &r.problems[0];
+    assert_eq!(pr.what, "value");
+    assert_eq!(pr.offset, at as u64);
+    assert_eq!(pr.key.as_deref(), Some(&7u32.to_be_bytes()[..]));
+    // Read-only: the damaged value is an error; read-write: a miss, dropped.
+    assert!(ro.get(&7u32.to_be_bytes()).unwrap_err().is_corrupt());
+    drop(ro);
+    let rw = DatasetFileCache::open(&p, false).unwrap();
+    assert!(rw.get(&7u32.to_be_bytes()).unwrap().is_none());
+    assert_eq!(rw.stats().unwrap().corrupt_drops, 1);
+    rw.flush().unwrap();
+    assert!(!rw.contains_key(&7u32.to_be_bytes()).unwrap(), "dropped");
+    assert!(rw.verify().unwrap().is_ok());
+}
+
+#[test]
+fn compaction_makes_a_minimal_equal_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("big.dfc");
+    let c = OpenOptions::new().sync(false).create(&p, 64 << 20).unwrap();
+    let val = |i: u32| -> Vec<u8> {
+        (0..(i as usize * 37) % 9000)
+            .map(|j| (j as u32 ^ i) as u8)
+            .collect()
+    };
+    for i in 0..2000u32 {
+        c.put(&i.to_be_bytes(), &val(i)).unwrap();
+    }
+    c.put(b"chunked", &vec![3u8; 2 << 20]).unwrap();
+    for i in (0..2000u32).step_by(2) {
+        c.remove(&i.to_be_bytes()).unwrap();
+    }
+    for i in (1..2000u32).step_by(10) {
+        assert!(c.get(&i.to_be_bytes()).unwrap().is_some());
+    }
+    c.set_maximum_age(Some(std::time::Duration::from_secs(3600)))
+        .unwrap();
+    let before = c.stats().unwrap();
+    let out = dir.path().join("small.dfc");
+    let r = c.compact_to(&out).unwrap();
+    assert_eq!(r.entries, 1001);
+    assert!(r.bytes_after < r.bytes_before, "{r:?}");
+    let d = DatasetFileCache::open(&out, false).unwrap();
+    let after = d.stats().unwrap();
+    assert_eq!(
+        (after.entries, after.raw_bytes, after.stored_bytes),
+        (before.entries, before.raw_bytes, before.stored_bytes)
+    );
+    assert_eq!(after.maximum_file_size, 64 << 20);
+    assert_eq!(
+        after.maximum_age,
+        Some(std::time::Duration::from_secs(3600))
+    );
+    // Same LRU order: entries keep their last-use ticks (checked before
+    // the reads below, which are uses themselves).
+    for i in (1..2000u32).step_by(20) {
+        assert_eq!(
+            d.entry_info(&i.to_be_bytes()).unwrap().unwrap().last_use,
+            c.entry_info(&i.to_be_bytes()).unwrap().unwrap().last_use
+        );
+    }
+    for i in (1..2000u32).step_by(2) {
+        assert_eq!(d.get(&i.to_be_bytes()).unwrap().unwrap().to_vec(), val(i));
+    }
+    assert_eq!(
+        d.get(b"chunked").unwrap().unwrap().to_vec(),
+        vec![3u8; 2 << 20]
+    );
+    assert!(d.verify().unwrap().is_ok());
+    // Minimal: the live data plus the index pages, no free space left.
+    let len = fs::metadata(&out).unwrap().len();
+    let slack = len - after.stored_bytes;
+    assert!(
+        slack < 200 << 10,
+        "compacted file has {slack} bytes beyond the values"
+    );
+}

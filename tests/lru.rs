@@ -132,6 +132,9 @@ fn run(ops: Vec<Op>) {
     }
     let c = cache.unwrap();
     assert_eq!(c.len(), m.entries.len() as u64);
+    c.flush().unwrap();
+    let report = c.verify().unwrap();
+    assert!(report.is_ok(), "{:#?}", report.problems);
 }
 
 proptest! {

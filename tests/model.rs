@@ -115,6 +115,9 @@ fn run(ops: Vec<Op>) {
     }
     let keys: Vec<Vec<u8>> = c.keys().unwrap().map(|k| k.unwrap()).collect();
     assert_eq!(keys, model.keys().cloned().collect::<Vec<_>>());
+    let report = c.verify().unwrap();
+    assert!(report.is_ok(), "{:#?}", report.problems);
+    assert_eq!(report.entries, model.len() as u64);
 }
 
 proptest! {

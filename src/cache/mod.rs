@@ -14,12 +14,14 @@
 
 pub(crate) mod admin;
 pub(crate) mod codec;
+pub(crate) mod compact;
 pub(crate) mod keys;
 pub(crate) mod overlay;
 pub(crate) mod read;
 pub(crate) mod record;
 pub(crate) mod slots;
 pub(crate) mod value;
+pub(crate) mod verify;
 pub(crate) mod write;
 
 use std::path::Path;
@@ -38,10 +40,12 @@ use overlay::Overlay;
 use slots::Slot;
 
 pub use admin::CacheStats;
-pub use keys::Keys;
+pub use compact::CompactReport;
+pub use keys::{Entries, Keys};
 pub use read::EntryInfo;
 pub use record::Codec;
 pub use value::Value;
+pub use verify::{Problem, VerifyReport};
 
 /// Values whose stored form is at most this many bytes live inside the
 /// primary index's leaf instead of an extent of their own.

@@ -461,30 +461,35 @@ impl DatasetFileCache {
                 (b, view.snap.clone(), limit)
             }
         };
-        let Some(b) = bytes else {
-            return Ok(None);
-        };
-        let r = Record::decode(&b)?;
-        let (stored_len, chunked) = match r.body {
-            Body::Chunked { off, len } => {
-                let chunks = chunk_table(&snap, &r, off, len, limit)?;
-                (
-                    len + chunks.iter().map(|c| c.stored as u64).sum::<u64>(),
-                    true,
-                )
-            }
-            _ => (r.stored_len(), false),
-        };
-        Ok(Some(EntryInfo {
-            raw_len: r.raw_len,
-            stored_len,
-            codec: r.codec,
-            dictionary: r.dict,
-            last_use: r.tick,
-            inserted: std::time::UNIX_EPOCH + std::time::Duration::from_millis(r.inserted_ms),
-            meta_len: r.meta_len(),
-            absent: matches!(r.body, Body::Absent),
-            chunked,
-        }))
+        match bytes {
+            None => Ok(None),
+            Some(b) => Ok(Some(info_of(&snap, limit, &b)?)),
+        }
     }
+}
+
+/// Describes an entry from its record bytes.
+pub(crate) fn info_of(snap: &Snapshot, limit: u64, b: &[u8]) -> Result<EntryInfo> {
+    let r = Record::decode(b)?;
+    let (stored_len, chunked) = match r.body {
+        Body::Chunked { off, len } => {
+            let chunks = chunk_table(snap, &r, off, len, limit)?;
+            (
+                len + chunks.iter().map(|c| c.stored as u64).sum::<u64>(),
+                true,
+            )
+        }
+        _ => (r.stored_len(), false),
+    };
+    Ok(EntryInfo {
+        raw_len: r.raw_len,
+        stored_len,
+        codec: r.codec,
+        dictionary: r.dict,
+        last_use: r.tick,
+        inserted: std::time::UNIX_EPOCH + std::time::Duration::from_millis(r.inserted_ms),
+        meta_len: r.meta_len(),
+        absent: matches!(r.body, Body::Absent),
+        chunked,
+    })
 }

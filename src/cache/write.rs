@@ -241,7 +241,7 @@ impl DatasetFileCache {
 
     /// Puts the encoded record `bytes` (describing `rec`) under `key` and
     /// releases what the entry it replaces held.
-    fn install(
+    pub(crate) fn install(
         &self,
         w: &mut Writer,
         key: &[u8],

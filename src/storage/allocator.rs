@@ -227,6 +227,9 @@ pub(crate) struct Allocator {
     /// A tighter bound on where new extents may go, 0 = none (used while
     /// the maximum file size is being lowered).
     pub limit: u64,
+    /// Grow the file by exactly what is allocated, without the step that
+    /// keeps later commits one-phase (while trimming).
+    pub exact_growth: bool,
     /// Bytes in free chunks.
     pub free_bytes: u64,
     /// Whole aligned pages inside free chunks.
@@ -389,8 +392,16 @@ impl Allocator {
         // Grow a step beyond the extent, so that the next small commits
         // find room inside the file's durable length (one-phase commits
         // never grow the file; spec §7). The step stays under the cap.
-        let step = (end / 128).clamp(64 << 10, 4 << 20);
-        let mut new_len = align_up(end + step, PAGE);
+        let step = if self.exact_growth {
+            0
+        } else {
+            (end / 128).clamp(64 << 10, 4 << 20)
+        };
+        let mut new_len = if self.exact_growth {
+            end
+        } else {
+            align_up(end + step, PAGE)
+        };
         if bound != 0 {
             new_len = new_len.min(bound);
         }

@@ -263,6 +263,7 @@ impl Store {
                 file_len: r.file_len,
                 cap: r.max_file_size,
                 limit: 0,
+                exact_growth: false,
                 free_bytes: r.free_bytes,
                 free_pages: r.free_pages,
                 quarantine: Default::default(),
@@ -561,8 +562,11 @@ impl Store {
     pub(crate) fn commit(&self, txn: &mut WriteTxn, trim: bool) -> Result<Arc<Snapshot>> {
         self.writable(txn)?;
         self.reclaim(txn);
-        self.commit_inner(txn, trim)
-            .map_err(|e| self.poison(txn, e))
+        // A trimmed file ends with its last extent: no growth step.
+        txn.alloc.exact_growth = trim;
+        let r = self.commit_inner(txn, trim);
+        txn.alloc.exact_growth = false;
+        r.map_err(|e| self.poison(txn, e))
     }
 
     fn commit_inner(&self, txn: &mut WriteTxn, trim: bool) -> Result<Arc<Snapshot>> {
