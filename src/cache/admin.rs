@@ -81,8 +81,7 @@ impl DatasetFileCache {
                     s.bytes_evicted = w.bytes_evicted;
                 }
                 None => {
-                    let view = self.view.load();
-                    let r = &view.snap.record;
+                    let r = self.read_view(|view| Ok(view.snap.record.clone()))?;
                     s.entries = r.entries;
                     s.raw_bytes = r.raw_bytes;
                     s.stored_bytes = r.stored_bytes;

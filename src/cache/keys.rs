@@ -89,26 +89,26 @@ impl DatasetFileCache {
             None if prefix.is_empty() => Bound::Unbounded,
             None => Bound::Included(prefix),
         };
-        let mut out = Vec::new();
-        let mut collect = |k: &[u8], _: &[u8]| {
-            if !k.starts_with(prefix) {
-                return Ok(false);
-            }
-            out.push(k.to_vec());
-            Ok(out.len() < max)
+        let collect = |rd: crate::btree::Reader<'_>| -> Result<Vec<Vec<u8>>> {
+            let mut out = Vec::new();
+            rd.scan(start, |k, _| {
+                if !k.starts_with(prefix) {
+                    return Ok(false);
+                }
+                out.push(k.to_vec());
+                Ok(out.len() < max)
+            })?;
+            Ok(out)
         };
         let g = self.writer.lock();
-        match g.as_ref() {
-            Some(w) => w.txn.reader(TreeId::PRIMARY).scan(start, &mut collect)?,
+        let out = match g.as_ref() {
+            Some(w) => collect(w.txn.reader(TreeId::PRIMARY))?,
             None => {
                 drop(g);
                 let _pin = self.readers.pin();
-                let view = self.view.load();
-                view.snap
-                    .reader(TreeId::PRIMARY)
-                    .scan(start, &mut collect)?;
+                self.read_view(|view| collect(view.snap.reader(TreeId::PRIMARY)))?
             }
-        }
+        };
         Ok(out)
     }
 }
@@ -179,34 +179,35 @@ impl DatasetFileCache {
             None if prefix.is_empty() => Bound::Unbounded,
             None => Bound::Included(prefix),
         };
-        let mut raw: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
-        let mut collect = |k: &[u8], v: &[u8]| {
-            if !k.starts_with(prefix) {
-                return Ok(false);
-            }
-            raw.push((k.to_vec(), v.to_vec()));
-            Ok(raw.len() < max)
+        let collect = |rd: crate::btree::Reader<'_>| -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+            let mut raw = Vec::new();
+            rd.scan(start, |k, v| {
+                if !k.starts_with(prefix) {
+                    return Ok(false);
+                }
+                raw.push((k.to_vec(), v.to_vec()));
+                Ok(raw.len() < max)
+            })?;
+            Ok(raw)
         };
         let _pin = self.readers.pin();
-        let (snap, limit) = {
-            let g = self.writer.lock();
-            match g.as_ref() {
-                Some(w) => {
-                    w.txn.reader(TreeId::PRIMARY).scan(start, &mut collect)?;
-                    (w.txn.base.clone(), w.txn.base.mapping.len())
-                }
-                None => {
-                    drop(g);
-                    let view = self.view.load();
-                    view.snap
-                        .reader(TreeId::PRIMARY)
-                        .scan(start, &mut collect)?;
-                    (view.snap.clone(), view.snap.record.file_len)
-                }
-            }
-        };
-        raw.into_iter()
-            .map(|(k, v)| Ok((k, info_of(&snap, limit, &v)?)))
-            .collect()
+        let g = self.writer.lock();
+        if let Some(w) = g.as_ref() {
+            let raw = collect(w.txn.reader(TreeId::PRIMARY))?;
+            let (snap, limit) = (w.txn.base.clone(), w.txn.base.mapping.len());
+            drop(g);
+            return raw
+                .into_iter()
+                .map(|(k, v)| Ok((k, info_of(&snap, limit, &v)?)))
+                .collect();
+        }
+        drop(g);
+        self.read_view(|view| {
+            let raw = collect(view.snap.reader(TreeId::PRIMARY))?;
+            let (snap, limit) = (&view.snap, view.snap.record.file_len);
+            raw.into_iter()
+                .map(|(k, v)| Ok((k, info_of(snap, limit, &v)?)))
+                .collect()
+        })
     }
 }

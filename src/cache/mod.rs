@@ -15,6 +15,7 @@
 pub(crate) mod admin;
 pub(crate) mod codec;
 pub(crate) mod compact;
+pub(crate) mod follow;
 pub(crate) mod keys;
 pub(crate) mod overlay;
 pub(crate) mod read;
@@ -244,6 +245,9 @@ impl OpenOptions {
 pub(crate) struct View {
     pub snap: Arc<Snapshot>,
     pub overlay: Arc<Overlay>,
+    /// Read-only handles: the raw sequence fields of the two commit slots
+    /// when this view was made (a change means another process committed).
+    pub slot_seqs: [u64; 2],
 }
 
 /// The writer's state: the storage transaction plus the cache's counters.
@@ -280,6 +284,8 @@ pub struct DatasetFileCache {
     pub(crate) notes_pending: AtomicBool,
     /// Notes moved out of full slot buffers, deduplicated.
     pub(crate) pending: Mutex<slots::Pending>,
+    /// Serialises refreshes of read-only handles.
+    pub(crate) refresh_lock: Mutex<()>,
     pub(crate) compression_level: Option<i32>,
     /// Whether recent values compressed.
     pub(crate) backoff: codec::Backoff,
@@ -326,7 +332,12 @@ impl DatasetFileCache {
         Ok(DatasetFileCache {
             store,
             readers,
-            view: ArcSwap::from_pointee(View { snap, overlay }),
+            view: ArcSwap::from_pointee(View {
+                slot_seqs: follow::slot_seqs(&snap),
+                snap,
+                overlay,
+            }),
+            refresh_lock: Mutex::new(()),
             writer: Mutex::new(writer),
             clock: AtomicU64::new(rec.clock),
             entries: AtomicU64::new(rec.entries),

@@ -143,21 +143,22 @@ impl DatasetFileCache {
     pub fn contains_key(&self, key: &[u8]) -> Result<bool> {
         check_key(key)?;
         let _pin = self.readers.pin();
-        let view = self.view.load();
-        let found = match view.overlay.get(key) {
-            Seen::Removed => return Ok(false),
-            Seen::Put(a) => Found::Overlay(a),
-            Seen::Unchanged => match view.snap.reader(TreeId::PRIMARY).get(key)? {
-                Some(b) => Found::Committed(b),
-                None => return Ok(false),
-            },
-        };
-        let bytes: &[u8] = match &found {
-            Found::Overlay(a) => a,
-            Found::Committed(b) => b,
-        };
-        let r = Record::decode(bytes)?;
-        Ok(!self.expired(&r))
+        self.read_view(|view| {
+            let found = match view.overlay.get(key) {
+                Seen::Removed => return Ok(false),
+                Seen::Put(a) => Found::Overlay(a),
+                Seen::Unchanged => match view.snap.reader(TreeId::PRIMARY).get(key)? {
+                    Some(b) => Found::Committed(b),
+                    None => return Ok(false),
+                },
+            };
+            let bytes: &[u8] = match &found {
+                Found::Overlay(a) => a,
+                Found::Committed(b) => b,
+            };
+            let r = Record::decode(bytes)?;
+            Ok(!self.expired(&r))
+        })
     }
 
     pub(crate) fn expired(&self, r: &Record) -> bool {
@@ -168,6 +169,9 @@ impl DatasetFileCache {
     /// Looks `key` up; `use_it` records the use (LRU) and counts hit/miss.
     pub(crate) fn lookup(&self, key: &[u8], use_it: bool) -> Result<Lookup<'_>> {
         check_key(key)?;
+        if self.store.read_only {
+            return self.lookup_read_only(key, use_it);
+        }
         let pin = self.readers.pin();
         let view = self.view.load();
         let found = match view.overlay.get(key) {
@@ -249,6 +253,55 @@ impl DatasetFileCache {
                     Lookup::Hit(Value::mapped(off_ptr, pin))
                 }
             }
+        })
+    }
+
+    /// `lookup` for read-only handles: copies the value out inside a
+    /// seqlock section (another process may be writing the file), then
+    /// counts.
+    fn lookup_read_only(&self, key: &[u8], use_it: bool) -> Result<Lookup<'_>> {
+        enum Out {
+            Miss,
+            Expired,
+            Absent,
+            Hit(Vec<u8>),
+        }
+        let pin = self.readers.pin();
+        let out = self.read_view(|view| {
+            let Some(bytes) = view.snap.reader(TreeId::PRIMARY).get(key)? else {
+                return Ok(Out::Miss);
+            };
+            let r = Record::decode(bytes)?;
+            if self.expired(&r) {
+                return Ok(Out::Expired);
+            }
+            let found = Found::Committed(bytes);
+            Ok(
+                match self.value_of(&view.snap, &r, bytes, &found, view.snap.record.file_len)? {
+                    None => Out::Absent,
+                    Some(ValueSrc::Owned(v)) => Out::Hit(v),
+                    Some(ValueSrc::Mapped(m)) => Out::Hit(m.as_slice().to_vec()),
+                    Some(ValueSrc::Shared(..)) => {
+                        return Err(crate::internal!("overlay value on a read-only handle"))
+                    }
+                },
+            )
+        })?;
+        if use_it {
+            let c = &pin.data().counters;
+            match out {
+                Out::Miss => Counters::add(&c.misses, 1),
+                Out::Expired => {
+                    Counters::add(&c.expirations, 1);
+                    Counters::add(&c.misses, 1);
+                }
+                Out::Absent | Out::Hit(_) => Counters::add(&c.hits, 1),
+            }
+        }
+        Ok(match out {
+            Out::Miss | Out::Expired => Lookup::Miss,
+            Out::Absent => Lookup::Absent,
+            Out::Hit(v) => Lookup::Hit(Value::owned(v)),
         })
     }
 
@@ -451,14 +504,13 @@ impl DatasetFileCache {
         let (bytes, snap, limit) = match from_writer {
             Some(x) => x,
             None => {
-                let view = self.view.load();
-                let b = view
-                    .snap
-                    .reader(TreeId::PRIMARY)
-                    .get(key)?
-                    .map(|b| b.to_vec());
-                let limit = view.snap.record.file_len;
-                (b, view.snap.clone(), limit)
+                let _pin = self.readers.pin();
+                return self.read_view(|view| {
+                    match view.snap.reader(TreeId::PRIMARY).get(key)? {
+                        None => Ok(None),
+                        Some(b) => Ok(Some(info_of(&view.snap, view.snap.record.file_len, b)?)),
+                    }
+                });
             }
         };
         match bytes {

@@ -258,7 +258,12 @@ impl DatasetFileCache {
     /// [`VerifyReport`], each problem with its location.
     pub fn verify(&self) -> Result<VerifyReport> {
         let _pin = self.readers.pin();
-        let snap: Arc<Snapshot> = self.view.load().snap.clone();
+        // On a read-only handle another process may commit meanwhile: the
+        // walk is then repeated on the newest state.
+        self.read_view(|view| self.verify_snapshot(view.snap.clone()))
+    }
+
+    fn verify_snapshot(&self, snap: Arc<Snapshot>) -> Result<VerifyReport> {
         let mut c = Checker {
             snap: &snap,
             report: VerifyReport {

@@ -401,6 +401,7 @@ impl DatasetFileCache {
         self.view.store(Arc::new(View {
             snap: w.txn.base.clone(),
             overlay: w.overlay.clone(),
+            slot_seqs: [0; 2],
         }));
         self.store.published(&mut w.txn);
     }

@@ -106,6 +106,14 @@ impl Mapping {
         }
     }
 
+    /// Forgets every verification (the file was changed by another
+    /// process: pages may have been rewritten).
+    pub(crate) fn clear_all_verified(&self) {
+        for w in &self.verified {
+            w.store(0, Ordering::Release);
+        }
+    }
+
     /// Copies the verified bits of `other` (a smaller, older mapping).
     pub(crate) fn inherit_verified(&self, other: &Mapping) {
         for (dst, src) in self.verified.iter().zip(&other.verified) {

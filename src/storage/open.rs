@@ -243,64 +243,16 @@ fn open_locked(
         .map_err(|e| Error::io("reading the file length", e))?;
     let head = read_head(&*backend, len)?;
     let header = Headers::decode(&head);
-    let [r0, r1] = slot_records(&head);
-    let mut valid: Vec<CommitRecord> = [r0, r1].into_iter().filter_map(|r| r.ok()).collect();
-    if let Err(p) = &header {
-        if valid.is_empty() {
-            return Err(p.clone().into_error());
+    let record = match choose_record(&*backend, &head, len) {
+        Ok(r) => r,
+        Err(e) => {
+            // With neither a valid header nor a record, the header decides
+            // what kind of file this is.
+            return Err(match &header {
+                Err(p) if slot_records(&head).iter().all(|r| r.is_err()) => p.clone().into_error(),
+                _ => e,
+            });
         }
-    }
-    if valid.is_empty() {
-        return Err(Error::corrupt(
-            "commit record",
-            SLOT_OFFSETS[0],
-            "neither commit slot holds a valid record",
-        ));
-    }
-    valid.sort_by_key(|r| std::cmp::Reverse(r.seq));
-    let mut chosen = None;
-    let mut last_err = None;
-    for (i, r) in valid.iter().enumerate() {
-        if r.file_len > len {
-            // Commits make the file's length durable before a record names
-            // it (one-phase commits never grow it), so this is damage, not
-            // a crash: no fallback.
-            last_err = Some(Error::corrupt(
-                "file",
-                len,
-                format!(
-                    "truncated: the committed state needs {} bytes, the file has {len}",
-                    r.file_len
-                ),
-            ));
-            break;
-        }
-        if let Some(checks) = &r.checks {
-            match verify_checks(&*backend, checks) {
-                Ok(true) => {}
-                Ok(false) => {
-                    // The transaction did not complete; its predecessor is
-                    // the state of the last completed flush.
-                    last_err = Some(Error::corrupt(
-                        "commit record",
-                        SLOT_OFFSETS[r.slot()],
-                        "one-phase commit did not complete",
-                    ));
-                    if i + 1 < valid.len() && valid[i + 1].seq + 1 == r.seq {
-                        continue;
-                    }
-                    break;
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        chosen = Some(r.clone());
-        break;
-    }
-    let Some(record) = chosen else {
-        return Err(last_err.unwrap_or_else(|| {
-            Error::corrupt("commit record", SLOT_OFFSETS[0], "no usable commit record")
-        }));
     };
     let header_stale = match header {
         Ok(h) => {
@@ -331,6 +283,73 @@ fn open_locked(
         phys_len: len,
         header_stale,
     })
+}
+
+/// Picks the committed state: the valid record with the highest sequence
+/// number, unless it is a one-phase record whose check list fails (its
+/// commit did not complete; its predecessor is used). `head` holds the
+/// file's first bytes (up to 12288), `len` its length.
+pub(crate) fn choose_record(
+    backend: &dyn StorageBackend,
+    head: &[u8],
+    len: u64,
+) -> Result<CommitRecord> {
+    let [r0, r1] = slot_records(head);
+    let mut valid: Vec<CommitRecord> = [r0, r1].into_iter().filter_map(|r| r.ok()).collect();
+    if valid.is_empty() {
+        return Err(Error::corrupt(
+            "commit record",
+            SLOT_OFFSETS[0],
+            "neither commit slot holds a valid record",
+        ));
+    }
+    valid.sort_by_key(|r| std::cmp::Reverse(r.seq));
+    let mut last_err = None;
+    for (i, r) in valid.iter().enumerate() {
+        if r.file_len > len {
+            // Commits make the file's length durable before a record names
+            // it (one-phase commits never grow it), so this is damage, not
+            // a crash: no fallback.
+            last_err = Some(Error::corrupt(
+                "file",
+                len,
+                format!(
+                    "truncated: the committed state needs {} bytes, the file has {len}",
+                    r.file_len
+                ),
+            ));
+            break;
+        }
+        if let Some(checks) = &r.checks {
+            if !verify_checks(backend, checks)? {
+                // The transaction did not complete; its predecessor is the
+                // state of the last completed flush.
+                last_err = Some(Error::corrupt(
+                    "commit record",
+                    SLOT_OFFSETS[r.slot()],
+                    "one-phase commit did not complete",
+                ));
+                if i + 1 < valid.len() && valid[i + 1].seq + 1 == r.seq {
+                    continue;
+                }
+                break;
+            }
+        }
+        return Ok(r.clone());
+    }
+    Err(last_err.unwrap_or_else(|| {
+        Error::corrupt("commit record", SLOT_OFFSETS[0], "no usable commit record")
+    }))
+}
+
+/// Re-reads the commit records of an open file (read-only handles following
+/// a writer): the newest usable committed state.
+pub(crate) fn reload(backend: &dyn StorageBackend) -> Result<CommitRecord> {
+    let len = backend
+        .len()
+        .map_err(|e| Error::io("reading the file length", e))?;
+    let head = read_head(backend, len)?;
+    choose_record(backend, &head, len)
 }
 
 /// Whether every range a one-phase record lists holds the bytes it wrote.

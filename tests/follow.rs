@@ -1,0 +1,118 @@
+//! A read-only handle follows a writer that uses the same file through
+//! another handle (as another process would): it never returns wrong data,
+//! and it sees newer commits.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use dfcache::{DatasetFileCache, Flushable, OpenOptions};
+
+/// A value that names its key and version and checks itself.
+fn value(key: u32, version: u32, len: usize) -> Vec<u8> {
+    let mut v = Vec::with_capacity(len);
+    v.extend_from_slice(&key.to_le_bytes());
+    v.extend_from_slice(&version.to_le_bytes());
+    let mut x = ((key as u64) << 32) | version as u64 | 1;
+    while v.len() + 4 < len.max(12) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        v.push(x as u8);
+    }
+    let c = crc32fast::hash(&v);
+    v.extend_from_slice(&c.to_le_bytes());
+    v
+}
+
+fn check(key: u32, v: &[u8]) -> u32 {
+    let (body, crc) = v.split_at(v.len() - 4);
+    assert_eq!(
+        u32::from_le_bytes(body[0..4].try_into().unwrap()),
+        key,
+        "value of another key"
+    );
+    assert_eq!(
+        crc32fast::hash(body),
+        u32::from_le_bytes(crc.try_into().unwrap()),
+        "torn value"
+    );
+    u32::from_le_bytes(body[4..8].try_into().unwrap())
+}
+
+#[test]
+fn read_only_handle_follows_a_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("f.dfc");
+    // A cap, so that the writer reuses space constantly.
+    let w = OpenOptions::new()
+        .sync(false)
+        .create(&path, 4 << 20)
+        .unwrap();
+    for k in 0..200u32 {
+        w.put(
+            &k.to_be_bytes(),
+            &value(k, 0, 3000 + (k as usize % 5) * 1000),
+        )
+        .unwrap();
+    }
+    w.flush().unwrap();
+    let r = Arc::new(DatasetFileCache::open(&path, true).unwrap());
+    let stop = Arc::new(AtomicBool::new(false));
+    let readers: Vec<_> = (0..2)
+        .map(|t| {
+            let r = r.clone();
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut newest = 0;
+                let mut x = 99 + t;
+                let mut reads = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    let k = (x % 200) as u32;
+                    if let Some(v) = r.get(&k.to_be_bytes()).unwrap() {
+                        newest = newest.max(check(k, &v));
+                    }
+                    reads += 1;
+                    if reads % 64 == 0 {
+                        for key in r.keys().unwrap() {
+                            assert_eq!(key.unwrap().len(), 4);
+                        }
+                    }
+                }
+                (newest, reads)
+            })
+        })
+        .collect();
+    let mut x = 7u64;
+    for version in 1..=150u32 {
+        for _ in 0..40 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let k = (x % 200) as u32;
+            w.put(
+                &k.to_be_bytes(),
+                &value(k, version, 2000 + (x % 9000) as usize),
+            )
+            .unwrap();
+        }
+        w.flush().unwrap();
+    }
+    // Give the readers a moment on the final state.
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    stop.store(true, Ordering::Relaxed);
+    let mut seen = 0;
+    for h in readers {
+        let (newest, reads) = h.join().unwrap();
+        assert!(reads > 100);
+        seen = seen.max(newest);
+    }
+    assert!(
+        seen > 100,
+        "the readers followed the writer (newest version seen: {seen})"
+    );
+    assert_eq!(r.len(), w.len(), "after following, same entry count");
+    assert!(r.verify().unwrap().is_ok());
+}
