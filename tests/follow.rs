@@ -75,7 +75,7 @@ fn read_only_handle_follows_a_writer() {
                         newest = newest.max(check(k, &v));
                     }
                     reads += 1;
-                    if reads % 64 == 0 {
+                    if reads.is_multiple_of(64) {
                         for key in r.keys().unwrap() {
                             assert_eq!(key.unwrap().len(), 4);
                         }
