@@ -114,6 +114,14 @@ pub enum Error {
         detail: String,
     },
 
+    /// An entry read in parts (a streamed value) was replaced or removed
+    /// between two parts; nothing of the new value was mixed in.
+    #[error("the entry changed while it was being read: {}", crate::cache::verify::show_key(.key))]
+    Changed {
+        /// The key of the entry.
+        key: Vec<u8>,
+    },
+
     /// An argument is out of its documented range.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),

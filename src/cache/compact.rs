@@ -73,6 +73,18 @@ impl DatasetFileCache {
         if let Some(e) = err {
             return Err(e);
         }
+        // Groups hold no extents: their entries copy as they are.
+        snap.reader(TreeId::GROUPS).scan(Bound::Unbounded, |k, v| {
+            out.with_writer(|w| {
+                out.store
+                    .with_tree(&mut w.txn, TreeId::GROUPS, |t, cx| t.insert(cx, k, v))?;
+                if w.txn.dirty_nodes() > out.max_dirty_pages {
+                    out.commit_locked(w, false)?;
+                }
+                Ok(())
+            })?;
+            Ok(true)
+        })?;
         out.with_writer(|w| {
             w.txn.meta.max_age_ms = rec.max_age_ms;
             out.max_age_ms.store(rec.max_age_ms, Ordering::Release);

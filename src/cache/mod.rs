@@ -13,14 +13,19 @@
 //! at offsets 40 and 56.
 
 pub(crate) mod admin;
+pub(crate) mod bulk;
 pub(crate) mod codec;
 pub(crate) mod compact;
 pub(crate) mod follow;
+pub(crate) mod groups;
 pub(crate) mod keys;
+pub(crate) mod meta;
 pub(crate) mod overlay;
 pub(crate) mod read;
 pub(crate) mod record;
 pub(crate) mod slots;
+pub(crate) mod stream;
+pub(crate) mod tee;
 pub(crate) mod value;
 pub(crate) mod verify;
 pub(crate) mod write;
@@ -42,11 +47,15 @@ use slots::Slot;
 
 pub use admin::CacheStats;
 pub use compact::CompactReport;
+pub use groups::{GroupStream, MAX_GROUP_NAME};
 pub use keys::{Entries, Keys};
 pub use read::EntryInfo;
 pub use record::Codec;
+pub use stream::ValueReader;
+pub use tee::{Tee, DEFAULT_TEE_BATCH};
 pub use value::Value;
 pub use verify::{Problem, VerifyReport};
+pub use write::MAX_META_LEN;
 
 /// Values whose stored form is at most this many bytes live inside the
 /// primary index's leaf instead of an extent of their own.

@@ -111,9 +111,19 @@ pub(crate) fn encode_chunk_table(chunks: &[Chunk], raw_len: u64) -> Vec<u8> {
 }
 
 /// Entry record bytes found for a key.
-enum Found<'v> {
+pub(crate) enum Found<'v> {
     Overlay(Arc<[u8]>),
     Committed(&'v [u8]),
+}
+
+impl Found<'_> {
+    /// The record bytes.
+    pub(crate) fn bytes(&self) -> &[u8] {
+        match self {
+            Found::Overlay(a) => a,
+            Found::Committed(b) => b,
+        }
+    }
 }
 
 impl DatasetFileCache {
@@ -306,7 +316,7 @@ impl DatasetFileCache {
     }
 
     /// Leaves a note for the writer in this thread's slot.
-    fn note(&self, slot: &Slot, key: &[u8], n: Note) {
+    pub(crate) fn note(&self, slot: &Slot, key: &[u8], n: Note) {
         let len = {
             let mut notes = slot.notes.lock();
             notes.push(key, n);
@@ -335,7 +345,7 @@ impl DatasetFileCache {
     }
 
     /// The value an entry record describes: `None` for negative entries.
-    fn value_of(
+    pub(crate) fn value_of(
         &self,
         snap: &Snapshot,
         r: &Record,
@@ -391,7 +401,7 @@ impl DatasetFileCache {
 }
 
 /// Where a found value's bytes are.
-enum ValueSrc {
+pub(crate) enum ValueSrc {
     Owned(Vec<u8>),
     /// Inline in an overlay record: (start, len).
     Shared(usize, usize),

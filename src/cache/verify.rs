@@ -372,9 +372,8 @@ impl DatasetFileCache {
                 );
             }
         }
-        for id in [TreeId::GROUPS, TreeId::DICTS] {
-            c.tree(id, |_, _, _| {});
-        }
+        self.check_groups(&mut c);
+        c.tree(TreeId::DICTS, |_, _, _| {});
         self.check_space(&mut c, &rec);
         Ok(c.report)
     }
@@ -427,6 +426,58 @@ impl DatasetFileCache {
             }
         }
         Ok(())
+    }
+
+    /// Every group's directory count matches its members, numbered from 0.
+    fn check_groups(&self, c: &mut Checker<'_>) {
+        use crate::cache::groups::{decode_group_key, GroupKey};
+        let mut dirs: HashMap<Vec<u8>, u64> = HashMap::new();
+        let mut next: HashMap<Vec<u8>, u64> = HashMap::new();
+        c.tree(TreeId::GROUPS, |c, k, v| match decode_group_key(k) {
+            Some(GroupKey::Dir(name)) => match <[u8; 8]>::try_from(v) {
+                Ok(n) => {
+                    dirs.insert(name, u64::from_le_bytes(n));
+                }
+                Err(_) => c.problem("groups index", 0, Some(&name), "malformed member count"),
+            },
+            Some(GroupKey::Member(name, pos)) => {
+                let n = next.entry(name.clone()).or_insert(0);
+                if *n != pos as u64 {
+                    c.problem(
+                        "groups index",
+                        0,
+                        Some(&name),
+                        format!("member {pos} where {n} was expected"),
+                    );
+                }
+                *n = pos as u64 + 1;
+                if v.is_empty() || v.len() > crate::MAX_KEY_LEN {
+                    c.problem(
+                        "groups index",
+                        0,
+                        Some(&name),
+                        "member key of invalid length",
+                    );
+                }
+            }
+            None => c.problem("groups index", 0, Some(k), "malformed key"),
+        });
+        for (name, n) in &dirs {
+            let have = next.get(name).copied().unwrap_or(0);
+            if have != *n {
+                c.problem(
+                    "groups index",
+                    0,
+                    Some(name),
+                    format!("says {n} members, holds {have}"),
+                );
+            }
+        }
+        for name in next.keys() {
+            if !dirs.contains_key(name) {
+                c.problem("groups index", 0, Some(name), "members without a group");
+            }
+        }
     }
 
     /// Extents and free chunks must tile the data area.

@@ -26,7 +26,7 @@ use crate::storage::now_ms;
 /// Longest metadata an entry may carry.
 pub const MAX_META_LEN: usize = 64 << 10;
 /// Metadata up to this length lives in the entry record.
-const META_INLINE_MAX: usize = 128;
+pub(crate) const META_INLINE_MAX: usize = 128;
 /// Pages one entry change may dirty across the four trees it touches.
 const OP_DIRTY_PAGES: u64 = 24;
 
@@ -572,7 +572,7 @@ impl DatasetFileCache {
 
     /// Makes sure `bytes` more can be stored while a commit stays possible,
     /// evicting least-recently-used entries and committing as needed.
-    fn make_room(&self, w: &mut Writer, bytes: u64) -> Result<()> {
+    pub(crate) fn make_room(&self, w: &mut Writer, bytes: u64) -> Result<()> {
         let cap = w.txn.alloc.cap;
         if cap == 0 {
             return Ok(());

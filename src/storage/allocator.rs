@@ -67,6 +67,9 @@ pub(crate) enum Reuse {
     /// Once the current transaction has committed, then as `AfterEpoch`
     /// with the tag given at commit.
     AfterCommit,
+    /// Not until released: space reserved for data being written (a value
+    /// streamed in), free on disk until claimed.
+    Reserved,
 }
 
 /// `x` rounded up to a multiple of `a` (a power of two).
@@ -142,9 +145,17 @@ impl Quarantine {
             Reuse::Now => return,
             Reuse::AfterCommit => self.awaiting.push(start),
             Reuse::AfterEpoch(t) => self.tagged.entry(t).or_default().push(start),
+            Reuse::Reserved => {}
         }
         self.pages += (end - start).div_ceil(PAGE) + 1;
         self.ranges.insert(start, end);
+    }
+
+    /// Ends the reservation of the range starting at `start`.
+    fn release(&mut self, start: u64) -> Option<u64> {
+        let e = self.ranges.remove(&start)?;
+        self.pages -= (e - start).div_ceil(PAGE) + 1;
+        Some(e)
     }
 
     /// The current transaction committed: its ranges now wait for readers.
@@ -376,6 +387,12 @@ impl Allocator {
     }
 
     fn grow(&mut self, cx: &mut Cx<'_>, len: u64, align: u64) -> Result<u64> {
+        self.grow_as(cx, len, align, false)
+    }
+
+    /// Grows the file for `len` bytes at an `align`ed offset; with `free`,
+    /// the new range stays part of the free tail chunk (a reservation).
+    fn grow_as(&mut self, cx: &mut Cx<'_>, len: u64, align: u64, free: bool) -> Result<u64> {
         let mut a = align_up(self.file_len, align);
         while let Some(e) = self.quarantine.overlap(a, len) {
             a = align_up(e, align);
@@ -411,8 +428,12 @@ impl Allocator {
             self.remove_free(cx, self.file_len - tail, tail)?;
         }
         let s = tail.min(self.file_len);
-        self.insert_free(cx, a - s, s)?;
-        self.insert_free(cx, new_len - end, end)?;
+        if free {
+            self.insert_free(cx, new_len - s, s)?;
+        } else {
+            self.insert_free(cx, a - s, s)?;
+            self.insert_free(cx, new_len - end, end)?;
+        }
         self.file_len = new_len;
         Ok(a)
     }
@@ -427,6 +448,71 @@ impl Allocator {
             }
             None => Ok(DATA_START),
         }
+    }
+
+    /// Finds room for `len` bytes (a multiple of 16) and reserves it: it
+    /// stays free in the indexes (a commit in the meantime leaks nothing)
+    /// but is not handed out until [`claim`](Self::claim)ed or
+    /// [`release`](Self::release)d.
+    pub(crate) fn reserve(&mut self, cx: &mut Cx<'_>, len: u64, align: u64) -> Result<u64> {
+        if len == 0 || !len.is_multiple_of(ALIGN) {
+            return Err(crate::internal!("reservation of {len} bytes"));
+        }
+        let off = match self.best_fit(cx, len, align)? {
+            Some((_, _, a)) => a,
+            None => self.grow_as(cx, len, align, true)?,
+        };
+        self.quarantine.add(off, off + len, Reuse::Reserved);
+        Ok(off)
+    }
+
+    /// Gives up a reservation (the space is free again).
+    pub(crate) fn release(&mut self, off: u64) {
+        self.quarantine.release(off);
+    }
+
+    /// Turns the reservation at `off` into an allocation of `kind`.
+    pub(crate) fn claim(
+        &mut self,
+        cx: &mut Cx<'_>,
+        off: u64,
+        len: u64,
+        kind: ExtentKind,
+    ) -> Result<()> {
+        if self.quarantine.release(off) != Some(off + len) {
+            return Err(crate::internal!(
+                "claiming {len} bytes at {off} that were not reserved"
+            ));
+        }
+        let rd = self.alloc.reader(cx.arena, cx.src);
+        let s = match rd.floor(Some(&off.to_be_bytes()), false)? {
+            Some((k, v)) => {
+                let (o, l, _) = decode_alloc(&k, &v)?;
+                o + l
+            }
+            None => DATA_START,
+        };
+        let e = match rd.ceiling(&off.to_be_bytes(), true)? {
+            Some((k, _)) => {
+                let mut a = [0u8; 8];
+                a.copy_from_slice(&k);
+                u64::from_be_bytes(a)
+            }
+            None => self.file_len,
+        };
+        if s > off || e < off + len {
+            return Err(Error::corrupt(
+                "allocations index",
+                off,
+                "reserved space was allocated",
+            ));
+        }
+        self.remove_free(cx, e - s, s)?;
+        self.insert_free(cx, off - s, s)?;
+        self.insert_free(cx, e - (off + len), off + len)?;
+        self.alloc
+            .insert(cx, &off.to_be_bytes(), &alloc_val(len, kind))?;
+        Ok(())
     }
 
     /// Frees the extent `[off, off + len)`, merging it with free neighbours.

@@ -465,6 +465,52 @@ impl Store {
         }
     }
 
+    /// Reserves room for `len` bytes without allocating it (see
+    /// `Allocator::reserve`); write to it with [`write`](Self::write), then
+    /// [`claim`](Self::claim) or [`release`](Self::release) it.
+    pub(crate) fn reserve(&self, txn: &mut WriteTxn, len: u64) -> Result<u64> {
+        self.writable(txn)?;
+        self.reclaim(txn);
+        let len16 = allocator::align_up(len.max(1), ALIGN);
+        let align = if len16.is_multiple_of(PAGE) {
+            PAGE
+        } else {
+            ALIGN
+        };
+        match self.with_alloc(txn, |a, cx| a.reserve(cx, len16, align)) {
+            Ok(off) => {
+                self.release_cow_pages(txn)
+                    .map_err(|e| self.poison(txn, e))?;
+                Ok(off)
+            }
+            Err(e @ Error::NoSpace { .. }) => Err(e),
+            Err(e) => Err(self.poison(txn, e)),
+        }
+    }
+
+    /// Allocates the reserved extent at `off` as `kind`.
+    pub(crate) fn claim(
+        &self,
+        txn: &mut WriteTxn,
+        off: u64,
+        len: u64,
+        kind: ExtentKind,
+    ) -> Result<()> {
+        self.writable(txn)?;
+        let len16 = allocator::align_up(len.max(1), ALIGN);
+        self.with_alloc(txn, |a, cx| a.claim(cx, off, len16, kind))
+            .and_then(|_| self.release_cow_pages(txn))
+            .map_err(|e| self.poison(txn, e))?;
+        txn.fresh.insert(off);
+        Ok(())
+    }
+
+    /// Gives up the reservation at `off`.
+    pub(crate) fn release(&self, txn: &mut WriteTxn, off: u64) {
+        txn.written.remove(&off);
+        txn.alloc.release(off);
+    }
+
     /// Frees extent `[off, off + len)` (the length given to `alloc`).
     pub(crate) fn free(&self, txn: &mut WriteTxn, off: u64, len: u64) -> Result<()> {
         self.writable(txn)?;

@@ -1,0 +1,363 @@
+//! What the sibling systems offer: metadata (dirdb), bulk and streamed
+//! access (disk-objectstore, squirrel), groups and tee (dscache).
+
+use std::io::{Read, Seek, SeekFrom};
+
+use dfcache::{DatasetFileCache, Error, Flushable, OpenOptions};
+
+fn cache(dir: &tempfile::TempDir, cap: u64) -> DatasetFileCache {
+    OpenOptions::new()
+        .sync(false)
+        .create(dir.path().join("s.dfc"), cap)
+        .unwrap()
+}
+
+#[test]
+fn metadata_beside_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = cache(&dir, 0);
+    c.put_with_meta(b"a", b"value a", br#"{"shape": [5, 5]}"#)
+        .unwrap();
+    let big_meta = vec![b'm'; 5000];
+    c.put_with_meta(b"b", &vec![1u8; 100_000], &big_meta)
+        .unwrap();
+    c.put(b"c", b"no meta").unwrap();
+    assert_eq!(c.meta(b"a").unwrap().unwrap(), br#"{"shape": [5, 5]}"#);
+    assert_eq!(c.meta(b"b").unwrap().unwrap(), big_meta);
+    assert_eq!(c.meta(b"c").unwrap().unwrap(), b"");
+    assert_eq!(c.meta(b"zz").unwrap(), None);
+    assert_eq!(c.entry_info(b"b").unwrap().unwrap().meta_len, 5000);
+    // set_meta replaces metadata, keeps the value and its LRU place.
+    let tick = c.entry_info(b"b").unwrap().unwrap().last_use;
+    assert!(c.set_meta(b"b", b"short").unwrap());
+    assert_eq!(c.meta(b"b").unwrap().unwrap(), b"short");
+    assert_eq!(c.get(b"b").unwrap().unwrap().to_vec(), vec![1u8; 100_000]);
+    assert!(
+        c.entry_info(b"b").unwrap().unwrap().last_use > tick,
+        "the get above was a use"
+    );
+    assert!(c.set_meta(b"c", &vec![b'x'; 3000]).unwrap());
+    assert!(!c.set_meta(b"zz", b"m").unwrap(), "absent key");
+    assert!(c.set_meta(b"a", b"").unwrap());
+    assert_eq!(c.meta(b"a").unwrap().unwrap(), b"");
+    // Limits.
+    assert!(matches!(
+        c.put_with_meta(b"d", b"v", &vec![0u8; (64 << 10) + 1]),
+        Err(Error::InvalidArgument(_))
+    ));
+    let s = c.stats().unwrap();
+    assert_eq!(s.meta_bytes, 5 + 3000);
+    c.flush().unwrap();
+    assert!(c.verify().unwrap().is_ok());
+    drop(c);
+    let c = DatasetFileCache::open(dir.path().join("s.dfc"), true).unwrap();
+    assert_eq!(c.meta(b"c").unwrap().unwrap(), vec![b'x'; 3000]);
+}
+
+#[test]
+fn metadata_counts_against_the_cap() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = OpenOptions::new()
+        .sync(false)
+        .compression_level(None)
+        .create(dir.path().join("m.dfc"), 2 << 20)
+        .unwrap();
+    for i in 0..200u32 {
+        c.put_with_meta(&i.to_be_bytes(), b"v", &vec![i as u8; 30_000])
+            .unwrap();
+    }
+    assert!(
+        c.stats().unwrap().evictions > 100,
+        "metadata made room run out"
+    );
+    assert!(std::fs::metadata(dir.path().join("m.dfc")).unwrap().len() <= 2 << 20);
+    assert_eq!(
+        c.meta(&199u32.to_be_bytes()).unwrap().unwrap(),
+        vec![199u8; 30_000]
+    );
+}
+
+#[test]
+fn bulk_get_and_put() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = cache(&dir, 0);
+    let items: Vec<(Vec<u8>, Vec<u8>)> = (0..5000u32)
+        .map(|i| {
+            (
+                i.to_be_bytes().to_vec(),
+                vec![i as u8; (i as usize * 13) % 1001],
+            )
+        })
+        .collect();
+    assert_eq!(c.put_many(items.iter().map(|(k, v)| (k, v))).unwrap(), 5000);
+    // Request order is kept; missing keys are None.
+    let mut keys: Vec<Vec<u8>> = (0..6000u32)
+        .rev()
+        .step_by(3)
+        .map(|i| i.to_be_bytes().to_vec())
+        .collect();
+    keys.push(b"nope".to_vec());
+    let got = c.get_many(&keys).unwrap();
+    assert_eq!(got.len(), keys.len());
+    for (k, v) in keys.iter().zip(&got) {
+        let want = items.iter().find(|(ik, _)| ik == k).map(|(_, v)| v.clone());
+        assert_eq!(v.as_ref().map(|v| v.to_vec()), want, "key {k:?}");
+    }
+    let s = c.stats().unwrap();
+    assert_eq!(s.hits + s.misses, keys.len() as u64);
+    drop(got);
+    // Read-only handles too.
+    drop(c);
+    let r = DatasetFileCache::open(dir.path().join("s.dfc"), true).unwrap();
+    let got = r.get_many(&[b"\0\0\0\x07".to_vec()]).unwrap();
+    assert_eq!(got[0].as_ref().unwrap().to_vec(), vec![7u8; 91]);
+    assert!(matches!(
+        r.get_many(&[Vec::<u8>::new()]),
+        Err(Error::InvalidKey { .. })
+    ));
+}
+
+#[test]
+fn groups_list_keys_and_survive_eviction() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = OpenOptions::new()
+        .sync(false)
+        .compression_level(None)
+        .create(dir.path().join("g.dfc"), 2 << 20)
+        .unwrap();
+    let tile = |x: u32| format!("tile/{x}").into_bytes();
+    for x in 0..20 {
+        c.put(&tile(x), &vec![x as u8; 1000]).unwrap();
+    }
+    assert_eq!(c.put_group(b"albers/10_12", (0..10).map(tile)).unwrap(), 10);
+    assert_eq!(c.put_group(b"albers/10_13", (5..20).map(tile)).unwrap(), 15);
+    assert_eq!(c.put_group(b"other", [b"x".to_vec()]).unwrap(), 1);
+    assert_eq!(c.put_group(b"with\0nul", [tile(1)]).unwrap(), 1);
+    assert_eq!(
+        c.get_group(b"albers/10_12").unwrap().unwrap(),
+        (0..10).map(tile).collect::<Vec<_>>()
+    );
+    assert_eq!(c.get_group(b"nope").unwrap(), None);
+    assert_eq!(
+        c.groups_with_prefix(b"albers/").unwrap(),
+        vec![
+            (b"albers/10_12".to_vec(), 10),
+            (b"albers/10_13".to_vec(), 15)
+        ]
+    );
+    assert_eq!(c.groups().unwrap().len(), 4);
+    assert_eq!(c.get_group(b"with\0nul").unwrap().unwrap(), vec![tile(1)]);
+    // Replace a group.
+    assert_eq!(
+        c.put_group(b"other", [b"y".to_vec(), b"z".to_vec()])
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        c.get_group(b"other").unwrap().unwrap(),
+        vec![b"y".to_vec(), b"z".to_vec()]
+    );
+    // Evict some members: the group is intact, streaming skips them.
+    for i in 0..3000u32 {
+        c.put(&i.to_be_bytes(), &vec![0u8; 2000]).unwrap();
+        if c.stats().unwrap().evictions > 30 {
+            break;
+        }
+    }
+    assert!(
+        !c.contains_key(&tile(0)).unwrap(),
+        "the oldest tiles were evicted"
+    );
+    assert_eq!(c.get_group(b"albers/10_13").unwrap().unwrap().len(), 15);
+    let mut s = c.stream_group(b"albers/10_13").unwrap();
+    let streamed: Vec<(Vec<u8>, Vec<u8>)> = s
+        .by_ref()
+        .map(|r| r.map(|(k, v)| (k, v.to_vec())).unwrap())
+        .collect();
+    assert_eq!(streamed.len() + s.missing().len(), 15);
+    assert!(!s.missing().is_empty());
+    for (k, v) in &streamed {
+        let x: u32 = std::str::from_utf8(&k[5..]).unwrap().parse().unwrap();
+        assert_eq!(v, &vec![x as u8; 1000]);
+    }
+    drop(s);
+    assert!(c.remove_group(b"other").unwrap());
+    assert!(!c.remove_group(b"other").unwrap());
+    c.flush().unwrap();
+    let r = c.verify().unwrap();
+    assert!(r.is_ok(), "{:?}", r.problems);
+    // Compaction keeps groups.
+    let copy = dir.path().join("g2.dfc");
+    c.compact_to(&copy).unwrap();
+    let d = DatasetFileCache::open(&copy, true).unwrap();
+    assert_eq!(d.groups().unwrap(), c.groups().unwrap());
+    assert_eq!(d.get_group(b"with\0nul").unwrap().unwrap(), vec![tile(1)]);
+    assert!(d.verify().unwrap().is_ok());
+    drop(d);
+    drop(c);
+    let c = DatasetFileCache::open(dir.path().join("g.dfc"), true).unwrap();
+    assert_eq!(c.groups().unwrap().len(), 3);
+    assert!(matches!(c.put_group(b"x", [b"k"]), Err(Error::ReadOnly)));
+    assert!(matches!(c.get_group(b""), Err(Error::InvalidArgument(_))));
+}
+
+#[test]
+fn tee_writes_through_in_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = cache(&dir, 0);
+    let items = (0..2500u32).map(|i| (i.to_be_bytes(), vec![i as u8; 100]));
+    let mut tee = c.tee(items).batch(1000);
+    let mut seen = 0;
+    for (k, v) in tee.by_ref() {
+        assert_eq!(v, vec![u32::from_be_bytes(k) as u8; 100]);
+        seen += 1;
+        if seen == 1500 {
+            break; // the consumer stops early
+        }
+    }
+    assert_eq!(tee.written(), 1500);
+    drop(tee);
+    // What was written is committed, and no lock is held: a reopen sees it.
+    drop(c);
+    let c = DatasetFileCache::open(dir.path().join("s.dfc"), false).unwrap();
+    assert_eq!(c.len(), 1500);
+    let t = c.tee((0..10u32).map(|i| (format!("k{i}"), "v")));
+    assert_eq!(t.count(), 10);
+    let t = c.tee((0..10u32).map(|i| (format!("j{i}"), "v")));
+    assert_eq!(t.finish().unwrap(), 0, "nothing was iterated");
+    assert_eq!(c.len(), 1510);
+}
+
+/// Deterministic bytes by position, so any range can be checked.
+pub fn byte_at(i: u64) -> u8 {
+    let mut z = (i / 8).wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    // Mostly incompressible, with compressible stretches.
+    if (i >> 20).is_multiple_of(3) {
+        (i % 251) as u8
+    } else {
+        (z >> ((i % 8) * 8)) as u8
+    }
+}
+
+struct Gen {
+    pos: u64,
+    len: u64,
+}
+
+impl Read for Gen {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        let n = ((self.len - self.pos) as usize).min(out.len()).min(100_003);
+        for (j, b) in out[..n].iter_mut().enumerate() {
+            *b = byte_at(self.pos + j as u64);
+        }
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+#[test]
+fn streamed_values_read_and_seek() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = cache(&dir, 0);
+    let len = (9 << 20) + 12345;
+    assert_eq!(c.put_stream(b"big", Gen { pos: 0, len }).unwrap(), len);
+    let info = c.entry_info(b"big").unwrap().unwrap();
+    assert!(info.chunked && info.raw_len == len);
+    assert!(info.stored_len < len, "compressible frames were compressed");
+    let mut r = c.get_stream(b"big").unwrap().unwrap();
+    assert_eq!(r.len(), len);
+    let mut all = Vec::new();
+    r.read_to_end(&mut all).unwrap();
+    assert_eq!(all.len() as u64, len);
+    assert!(all.iter().enumerate().all(|(i, &b)| b == byte_at(i as u64)));
+    for &p in &[0u64, 1, (1 << 20) - 1, 1 << 20, 5_000_000, len - 3] {
+        r.seek(SeekFrom::Start(p)).unwrap();
+        let mut b = [0u8; 3];
+        let n = r.read(&mut b).unwrap();
+        assert!(n >= 1);
+        for (j, &x) in b[..n].iter().enumerate() {
+            assert_eq!(x, byte_at(p + j as u64), "at {}", p + j as u64);
+        }
+    }
+    r.seek(SeekFrom::End(-1)).unwrap();
+    let mut b = [0u8; 8];
+    assert_eq!(r.read(&mut b).unwrap(), 1);
+    assert!(r.seek(SeekFrom::Current(-(len as i64) - 5)).is_err());
+    // get() assembles it too.
+    assert_eq!(c.get(b"big").unwrap().unwrap().len() as u64, len);
+    // Small and empty values stream as well.
+    c.put(b"small", b"hello").unwrap();
+    let mut s = String::new();
+    c.get_stream(b"small")
+        .unwrap()
+        .unwrap()
+        .read_to_string(&mut s)
+        .unwrap();
+    assert_eq!(s, "hello");
+    assert_eq!(c.put_stream(b"empty", std::io::empty()).unwrap(), 0);
+    assert_eq!(c.get(b"empty").unwrap().unwrap().len(), 0);
+    assert!(c.get_stream(b"none").unwrap().is_none());
+    // Replaced while reading: an error, never a mix.
+    let mut r = c.get_stream(b"big").unwrap().unwrap();
+    let mut first = vec![0u8; 10];
+    r.read_exact(&mut first).unwrap();
+    c.put(b"big", b"replaced").unwrap();
+    r.seek(SeekFrom::Start(3 << 20)).unwrap();
+    let e = r.read(&mut first).unwrap_err();
+    assert!(e.to_string().contains("changed"), "{e}");
+    c.flush().unwrap();
+    assert!(c.verify().unwrap().is_ok());
+}
+
+#[test]
+fn a_failing_stream_stores_nothing_and_leaks_nothing() {
+    struct Failing(u64);
+    impl Read for Failing {
+        fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+            if self.0 > 3 << 20 {
+                return Err(std::io::Error::other("network went away"));
+            }
+            let n = out.len().min(65536);
+            out[..n].fill(7);
+            self.0 += n as u64;
+            Ok(n)
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let c = cache(&dir, 0);
+    c.put(b"k", b"old").unwrap();
+    let e = c.put_stream(b"k", Failing(0)).unwrap_err();
+    assert!(matches!(e, Error::Io { .. }), "{e}");
+    assert_eq!(c.get(b"k").unwrap().unwrap().to_vec(), b"old");
+    // Too large for the cap: refused while streaming.
+    let c2 = OpenOptions::new()
+        .sync(false)
+        .create(dir.path().join("small.dfc"), 2 << 20)
+        .unwrap();
+    let e = c2
+        .put_stream(
+            b"k",
+            Gen {
+                pos: 0,
+                len: 5 << 20,
+            },
+        )
+        .unwrap_err();
+    assert!(matches!(e, Error::ValueTooLarge { .. }), "{e}");
+    c.flush().unwrap();
+    c2.flush().unwrap();
+    assert!(
+        c.verify().unwrap().is_ok(),
+        "{:?}",
+        c.verify().unwrap().problems
+    );
+    assert!(
+        c2.verify().unwrap().is_ok(),
+        "{:?}",
+        c2.verify().unwrap().problems
+    );
+    assert!(c2.is_empty());
+}
