@@ -361,3 +361,159 @@ fn a_failing_stream_stores_nothing_and_leaks_nothing() {
     );
     assert!(c2.is_empty());
 }
+
+/// JSON documents that look alike, as dscache stores them.
+fn doc(i: u32) -> Vec<u8> {
+    format!(
+        r#"{{"id": "{:08x}-5454-4eef-829d-ed081135aefb", "product": {{"name": "ga_ls8c_ard_3", "platform": "landsat-8"}}, "properties": {{"datetime": "2021-{:02}-{:02}T00:{:02}:13Z", "eo:cloud_cover": {}.{}, "odc:region_code": "{:03}{:03}"}}, "grids": {{"default": {{"shape": [7811, 7681], "transform": [30.0, 0.0, {}00.0, 0.0, -30.0, -{}00.0]}}}}, "measurements": ["nbart_blue", "nbart_green", "nbart_red", "oa_fmask"]}}"#,
+        i,
+        i % 12 + 1,
+        i % 28 + 1,
+        i % 60,
+        i % 100,
+        i % 7,
+        i % 200,
+        i % 150,
+        15000 + i % 999,
+        62000 + i % 777
+    )
+    .into_bytes()
+}
+
+#[test]
+fn trained_dictionaries() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("d.dfc");
+    let c = OpenOptions::new().sync(false).create(&path, 0).unwrap();
+    for i in 0..300u32 {
+        c.put(format!("doc/{i}").as_bytes(), &doc(i)).unwrap();
+    }
+    let before: u64 = (0..300u32)
+        .map(|i| {
+            c.entry_info(format!("doc/{i}").as_bytes())
+                .unwrap()
+                .unwrap()
+                .stored_len
+        })
+        .sum();
+    let samples: Vec<Vec<u8>> = (1000..1200u32).map(doc).collect();
+    let id = c.train_dictionary(&samples, 4096).unwrap();
+    assert_eq!(id, 1);
+    for i in 300..600u32 {
+        c.put(format!("doc/{i}").as_bytes(), &doc(i)).unwrap();
+    }
+    let after: u64 = (300..600u32)
+        .map(|i| {
+            c.entry_info(format!("doc/{i}").as_bytes())
+                .unwrap()
+                .unwrap()
+                .stored_len
+        })
+        .sum();
+    assert!(
+        after * 2 < before,
+        "a dictionary halves small documents: {before} -> {after}"
+    );
+    let info = c.entry_info(b"doc/400").unwrap().unwrap();
+    assert_eq!((info.codec, info.dictionary), (dfcache::Codec::Zstd, 1));
+    assert_eq!(
+        c.entry_info(b"doc/10").unwrap().unwrap().dictionary,
+        0,
+        "old values keep theirs"
+    );
+    // A second dictionary for one prefix; old values stay readable.
+    let id2 = c.train_dictionary_for(b"other/", &samples, 2048).unwrap();
+    assert_eq!(id2, 2);
+    c.put(b"other/1", &doc(7)).unwrap();
+    assert_eq!(c.entry_info(b"other/1").unwrap().unwrap().dictionary, 2);
+    assert_eq!(
+        c.entry_info(b"doc/777").unwrap().map(|i| i.dictionary),
+        None
+    );
+    c.put(b"doc/777", &doc(777)).unwrap();
+    assert_eq!(c.entry_info(b"doc/777").unwrap().unwrap().dictionary, 1);
+    let dicts = c.dictionaries().unwrap();
+    assert_eq!(dicts.len(), 2);
+    assert_eq!(dicts[0].default_for, vec![Vec::<u8>::new()]);
+    assert_eq!(dicts[1].default_for, vec![b"other/".to_vec()]);
+    for i in 0..600u32 {
+        assert_eq!(
+            c.get(format!("doc/{i}").as_bytes())
+                .unwrap()
+                .unwrap()
+                .to_vec(),
+            doc(i)
+        );
+    }
+    assert!(matches!(
+        c.train_dictionary([b"x"], 1024),
+        Err(Error::InvalidArgument(_))
+    ));
+    c.flush().unwrap();
+    let r = c.verify().unwrap();
+    assert!(r.is_ok(), "{:?}", r.problems);
+    // Compaction keeps dictionaries; recompression re-encodes old values.
+    let copy = dir.path().join("copy.dfc");
+    c.compact_to(&copy).unwrap();
+    let re = dir.path().join("re.dfc");
+    c.compact_to_with(&re, dfcache::CompactOptions { recompress: true })
+        .unwrap();
+    drop(c);
+    for p in [&path, &copy, &re] {
+        let d = DatasetFileCache::open(p, true).unwrap();
+        for i in 0..600u32 {
+            assert_eq!(
+                d.get(format!("doc/{i}").as_bytes())
+                    .unwrap()
+                    .unwrap()
+                    .to_vec(),
+                doc(i),
+                "{p:?}"
+            );
+        }
+        assert_eq!(d.get(b"other/1").unwrap().unwrap().to_vec(), doc(7));
+        assert!(d.verify().unwrap().is_ok());
+    }
+    let d = DatasetFileCache::open(&re, true).unwrap();
+    assert_eq!(
+        d.entry_info(b"doc/10").unwrap().unwrap().dictionary,
+        1,
+        "recompressed with the default"
+    );
+    assert!(std::fs::metadata(&re).unwrap().len() < std::fs::metadata(&copy).unwrap().len());
+}
+
+#[test]
+fn lowering_the_cap_moves_dictionaries() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shrink.dfc");
+    let c = OpenOptions::new()
+        .sync(false)
+        .create(&path, 16 << 20)
+        .unwrap();
+    let samples: Vec<Vec<u8>> = (0..300u32).map(doc).collect();
+    // Push the dictionary toward the end of the file.
+    for i in 0..2000u32 {
+        c.put(format!("pad/{i}").as_bytes(), &vec![i as u8 ^ 0x5a; 4000])
+            .unwrap();
+    }
+    c.train_dictionary(&samples, 8192).unwrap();
+    for i in 0..500u32 {
+        c.put(format!("doc/{i}").as_bytes(), &doc(i)).unwrap();
+    }
+    c.flush().unwrap();
+    c.set_maximum_file_size(2 << 20).unwrap();
+    assert!(std::fs::metadata(&path).unwrap().len() <= 2 << 20);
+    let r = c.verify().unwrap();
+    assert!(r.is_ok(), "{:?}", r.problems);
+    assert_eq!(c.dictionaries().unwrap().len(), 1);
+    for i in 450..500u32 {
+        assert_eq!(
+            c.get(format!("doc/{i}").as_bytes())
+                .unwrap()
+                .unwrap()
+                .to_vec(),
+            doc(i)
+        );
+    }
+}

@@ -221,6 +221,7 @@ impl DatasetFileCache {
             }
         }
         self.relocate_entries(w, max)?;
+        self.relocate_dicts(w, max)?;
         for id in TreeId::ALL {
             self.store
                 .with_tree(&mut w.txn, id, |t, cx| t.relocate_from(cx, max))?;
@@ -275,6 +276,34 @@ impl DatasetFileCache {
             })?;
         for (k, v) in moves {
             self.move_entry(w, &k, &v, max)?;
+        }
+        Ok(())
+    }
+
+    /// Moves dictionaries lying past `max` below it.
+    fn relocate_dicts(&self, w: &mut Writer, max: u64) -> Result<()> {
+        let mut moves = Vec::new();
+        w.txn
+            .reader(TreeId::DICTS)
+            .scan(Bound::Included(&[1]), |k, v| {
+                if k.first() != Some(&1) {
+                    return Ok(false);
+                }
+                let (off, len, _) = crate::cache::dict::decode_desc(v)?;
+                if off + len > max {
+                    moves.push((k.to_vec(), v.to_vec(), off, len));
+                }
+                Ok(true)
+            })?;
+        for (k, mut v, off, len) in moves {
+            let mut frees = Vec::new();
+            let n = self.copy_extent(w, off, len, ExtentKind::Dict, &mut frees)?;
+            v[..8].copy_from_slice(&n.to_le_bytes());
+            self.store
+                .with_tree(&mut w.txn, TreeId::DICTS, |t, cx| t.insert(cx, &k, &v))?;
+            for (o, l) in frees {
+                self.store.free(&mut w.txn, o, l)?;
+            }
         }
         Ok(())
     }

@@ -8,6 +8,7 @@
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use crate::cache::dict::LoadedDict;
 use crate::cache::record::Codec;
 use crate::error::{Error, Result};
 
@@ -18,9 +19,39 @@ const BACKOFF_AFTER: u32 = 8;
 /// While backing off, one value in this many is tried.
 const BACKOFF_TRY_ONE_IN: u32 = 16;
 
+/// zstd contexts with a dictionary loaded are kept per thread for this many
+/// dictionaries (loading one costs far more than a small value's work).
+const DICT_CONTEXTS: usize = 8;
+
 thread_local! {
     static COMPRESSOR: RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> = const { RefCell::new(None) };
     static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { RefCell::new(None) };
+    /// Keyed by (dictionary serial, level).
+    static DICT_COMPRESSORS: RefCell<Vec<((u64, i32), zstd::bulk::Compressor<'static>)>> = const { RefCell::new(Vec::new()) };
+    /// Keyed by dictionary serial.
+    static DICT_DECOMPRESSORS: RefCell<Vec<(u64, zstd::bulk::Decompressor<'static>)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` with the context cached under `key` in `cache`, creating it
+/// with `make` (and dropping the oldest beyond `DICT_CONTEXTS`).
+fn with_cached<K: PartialEq + Copy, C, R>(
+    cache: &RefCell<Vec<(K, C)>>,
+    key: K,
+    make: impl FnOnce() -> Result<C>,
+    f: impl FnOnce(&mut C) -> Result<R>,
+) -> Result<R> {
+    let mut v = cache.borrow_mut();
+    let i = match v.iter().position(|(k, _)| *k == key) {
+        Some(i) => i,
+        None => {
+            if v.len() >= DICT_CONTEXTS {
+                v.remove(0);
+            }
+            v.push((key, make()?));
+            v.len() - 1
+        }
+    };
+    f(&mut v[i].1)
 }
 
 /// Whether recent values compressed, shared by a cache's writers.
@@ -56,13 +87,48 @@ pub(crate) fn compress(
     level: Option<i32>,
     backoff: &Backoff,
 ) -> Result<(Codec, Option<Vec<u8>>)> {
+    compress_with(v, level, backoff, None)
+}
+
+/// As [`compress`], with a dictionary.
+pub(crate) fn compress_with(
+    v: &[u8],
+    level: Option<i32>,
+    backoff: &Backoff,
+    dict: Option<&LoadedDict>,
+) -> Result<(Codec, Option<Vec<u8>>)> {
     let Some(level) = level else {
         return Ok((Codec::Raw, None));
     };
     if v.len() < MIN_COMPRESS || !backoff.should_try() {
         return Ok((Codec::Raw, None));
     }
-    let out = COMPRESSOR.with(|c| -> Result<Vec<u8>> {
+    let out = match dict {
+        Some(d) => DICT_COMPRESSORS.with(|cache| {
+            with_cached(
+                cache,
+                (d.serial, level),
+                || {
+                    zstd::bulk::Compressor::with_dictionary(level, &d.bytes).map_err(|e| {
+                        Error::InvalidArgument(format!("zstd dictionary {}: {e}", d.id))
+                    })
+                },
+                |c| c.compress(v).map_err(|e| Error::io("compressing", e)),
+            )
+        })?,
+        None => plain_compress(v, level)?,
+    };
+    let won = out.len() * 10 <= v.len() * 9;
+    backoff.record(won);
+    if won {
+        Ok((Codec::Zstd, Some(out)))
+    } else {
+        Ok((Codec::Raw, None))
+    }
+}
+
+fn plain_compress(v: &[u8], level: i32) -> Result<Vec<u8>> {
+    COMPRESSOR.with(|c| -> Result<Vec<u8>> {
         let mut c = c.borrow_mut();
         if c.as_ref().map(|(l, _)| *l) != Some(level) {
             let comp = zstd::bulk::Compressor::new(level)
@@ -73,20 +139,24 @@ pub(crate) fn compress(
             return Err(crate::internal!("no compressor"));
         };
         comp.compress(v).map_err(|e| Error::io("compressing", e))
-    })?;
-    let won = out.len() * 10 <= v.len() * 9;
-    backoff.record(won);
-    if won {
-        Ok((Codec::Zstd, Some(out)))
-    } else {
-        Ok((Codec::Raw, None))
-    }
+    })
 }
 
 /// Decompresses `stored` into exactly `raw_len` bytes, which must not exceed
 /// `limit` (the length comes from disk: it is checked before allocating).
 /// `offset` names the stored bytes in errors.
 pub(crate) fn decompress(stored: &[u8], raw_len: u64, limit: u64, offset: u64) -> Result<Vec<u8>> {
+    decompress_with(stored, raw_len, limit, offset, None)
+}
+
+/// As [`decompress`], with the dictionary the value was compressed with.
+pub(crate) fn decompress_with(
+    stored: &[u8],
+    raw_len: u64,
+    limit: u64,
+    offset: u64,
+    dict: Option<&LoadedDict>,
+) -> Result<Vec<u8>> {
     if raw_len > limit {
         return Err(Error::corrupt(
             "value",
@@ -97,20 +167,35 @@ pub(crate) fn decompress(stored: &[u8], raw_len: u64, limit: u64, offset: u64) -
     let cap = usize::try_from(raw_len)
         .map_err(|_| Error::corrupt("value", offset, "raw length too large"))?;
     let mut out = Vec::with_capacity(cap);
-    let n = DECOMPRESSOR.with(|d| -> Result<usize> {
-        let mut d = d.borrow_mut();
-        if d.is_none() {
-            *d = Some(
-                zstd::bulk::Decompressor::new()
-                    .map_err(|e| Error::io("creating a decompressor", e))?,
-            );
-        }
-        let Some(d) = d.as_mut() else {
-            return Err(crate::internal!("no decompressor"));
-        };
-        d.decompress_to_buffer(stored, &mut out)
-            .map_err(|e| Error::corrupt("value", offset, format!("zstd: {e}")))
-    })?;
+    let bad = |e: std::io::Error| Error::corrupt("value", offset, format!("zstd: {e}"));
+    let n = if let Some(dict) = dict {
+        DICT_DECOMPRESSORS.with(|cache| {
+            with_cached(
+                cache,
+                dict.serial,
+                || {
+                    zstd::bulk::Decompressor::with_dictionary(&dict.bytes).map_err(|e| {
+                        Error::corrupt("dictionary", 0, format!("dictionary {}: {e}", dict.id))
+                    })
+                },
+                |d| d.decompress_to_buffer(stored, &mut out).map_err(bad),
+            )
+        })?
+    } else {
+        DECOMPRESSOR.with(|d| -> Result<usize> {
+            let mut d = d.borrow_mut();
+            if d.is_none() {
+                *d = Some(
+                    zstd::bulk::Decompressor::new()
+                        .map_err(|e| Error::io("creating a decompressor", e))?,
+                );
+            }
+            let Some(d) = d.as_mut() else {
+                return Err(crate::internal!("no decompressor"));
+            };
+            d.decompress_to_buffer(stored, &mut out).map_err(bad)
+        })?
+    };
     if n as u64 != raw_len {
         return Err(Error::corrupt(
             "value",

@@ -1,20 +1,34 @@
 //! Compaction: a fresh, minimal copy of a cache.
 //!
-//! Entries are copied in key order with their stored bytes as they are (no
-//! recompression), their last-use ticks, insertion times and metadata, so
-//! the copy is the same cache, laid out sequentially with full index pages
-//! and no free space.
+//! Entries are copied in key order with their last-use ticks, insertion
+//! times and metadata, so the copy is the same cache, laid out sequentially
+//! with full index pages and no free space. Dictionaries keep their ids and
+//! groups come along. By default stored bytes are copied as they are; with
+//! [`CompactOptions::recompress`] values are re-encoded with the current
+//! default dictionary for their key.
 
 use std::ops::Bound;
 use std::path::Path;
 use std::sync::atomic::Ordering;
 
 use crate::btree::TreeId;
+use crate::cache::codec;
+use crate::cache::dict::decode_desc;
 use crate::cache::read::{chunk_table, encode_chunk_table, Chunk};
-use crate::cache::record::{Body, MetaRef, Record};
-use crate::cache::{DatasetFileCache, Flushable, OpenOptions};
+use crate::cache::record::{Body, Codec, MetaRef, Record};
+use crate::cache::{DatasetFileCache, Flushable, OpenOptions, Writer, CHUNK_RAW, INLINE_MAX};
 use crate::error::{Error, Result};
 use crate::storage::allocator::ExtentKind;
+use crate::storage::Snapshot;
+
+/// What [`DatasetFileCache::compact_to_with`] does.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CompactOptions {
+    /// Re-encode every value with the current default dictionary for its key
+    /// (after training a new one), at the handle's compression level.
+    /// Otherwise stored bytes are copied as they are.
+    pub recompress: bool,
+}
 
 /// What [`DatasetFileCache::compact_to`] did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -30,17 +44,30 @@ pub struct CompactReport {
 impl DatasetFileCache {
     /// Writes a compacted copy of this cache to `dest` (a new file, or an
     /// existing cache file, which is replaced): same entries, same LRU
-    /// order, same settings, minimal size. A read-write handle flushes
-    /// first. Compacting in place is done by writing the copy beside the
-    /// file and renaming it over the original (the `dfcache compact`
-    /// command does that), so a crash in the middle leaves the original
-    /// intact.
+    /// order, same settings, dictionaries and groups, minimal size. A
+    /// read-write handle flushes first. Compacting in place is done by
+    /// writing the copy beside the file and renaming it over the original
+    /// (the `dfcache compact` command does that), so a crash in the middle
+    /// leaves the original intact. Compact a file no other process is
+    /// writing.
     ///
     /// # Errors
     /// [`Error::Corrupt`] when the cache is damaged (verify it first);
     /// I/O errors; errors creating `dest` (see
     /// [`DatasetFileCache::create`]).
     pub fn compact_to(&self, dest: impl AsRef<Path>) -> Result<CompactReport> {
+        self.compact_to_with(dest, CompactOptions::default())
+    }
+
+    /// [`compact_to`](Self::compact_to) with options.
+    ///
+    /// # Errors
+    /// As [`compact_to`](Self::compact_to).
+    pub fn compact_to_with(
+        &self,
+        dest: impl AsRef<Path>,
+        opts: CompactOptions,
+    ) -> Result<CompactReport> {
         if !self.is_read_only() {
             self.flush()?;
         }
@@ -48,8 +75,13 @@ impl DatasetFileCache {
         let snap = self.view.load().snap.clone();
         let rec = &snap.record;
         let limit = rec.file_len;
+        let level = if opts.recompress {
+            self.compression_level
+        } else {
+            None
+        };
         let out = OpenOptions::new()
-            .compression_level(None)
+            .compression_level(level)
             .sync(self.store.opts.sync)
             .create(dest.as_ref(), rec.max_file_size)?;
         let mut report = CompactReport {
@@ -60,10 +92,30 @@ impl DatasetFileCache {
                 .map_err(|e| Error::io("reading the file length", e))?,
             ..Default::default()
         };
+        // Dictionaries first, with their ids (values refer to them), then
+        // groups: both copy entry for entry.
+        for id in [TreeId::DICTS, TreeId::GROUPS] {
+            let mut err = None;
+            snap.reader(id).scan(Bound::Unbounded, |k, v| {
+                if let Err(e) = copy_index_entry(&out, &snap, limit, id, k, v) {
+                    err = Some(e);
+                    return Ok(false);
+                }
+                Ok(true)
+            })?;
+            if let Some(e) = err {
+                return Err(e);
+            }
+        }
+        out.dicts.invalidate();
         let mut err = None;
         snap.reader(TreeId::PRIMARY)
             .scan(Bound::Unbounded, |key, val| {
-                if let Err(e) = copy_entry(&out, &snap, limit, key, val) {
+                let r = match opts.recompress {
+                    true => self.copy_recompressed(&out, &snap, limit, key, val),
+                    false => copy_entry(&out, &snap, limit, key, val),
+                };
+                if let Err(e) = r {
                     err = Some(e);
                     return Ok(false);
                 }
@@ -73,18 +125,6 @@ impl DatasetFileCache {
         if let Some(e) = err {
             return Err(e);
         }
-        // Groups hold no extents: their entries copy as they are.
-        snap.reader(TreeId::GROUPS).scan(Bound::Unbounded, |k, v| {
-            out.with_writer(|w| {
-                out.store
-                    .with_tree(&mut w.txn, TreeId::GROUPS, |t, cx| t.insert(cx, k, v))?;
-                if w.txn.dirty_nodes() > out.max_dirty_pages {
-                    out.commit_locked(w, false)?;
-                }
-                Ok(())
-            })?;
-            Ok(true)
-        })?;
         out.with_writer(|w| {
             w.txn.meta.max_age_ms = rec.max_age_ms;
             out.max_age_ms.store(rec.max_age_ms, Ordering::Release);
@@ -101,12 +141,141 @@ impl DatasetFileCache {
             .map_err(|e| Error::io("reading the file length", e))?;
         Ok(report)
     }
+
+    /// Copies one entry, its value decoded and encoded again for `out`.
+    fn copy_recompressed(
+        &self,
+        out: &DatasetFileCache,
+        snap: &Snapshot,
+        limit: u64,
+        key: &[u8],
+        val: &[u8],
+    ) -> Result<()> {
+        let r = Record::decode(val)?;
+        let raw = match r.body {
+            Body::Inline { .. } => {
+                let s = r.inline(val);
+                match r.codec {
+                    Codec::Raw => s.to_vec(),
+                    Codec::Zstd => {
+                        let d = self.dict(snap, r.dict)?;
+                        codec::decompress_with(s, r.raw_len, CHUNK_RAW, 0, d.as_deref())?
+                    }
+                }
+            }
+            Body::Extent { off, len } => {
+                let s = snap.bytes(off, len, limit).ok_or_else(|| {
+                    Error::corrupt("value", off, "extent past the end of the file")
+                })?;
+                if crc32fast::hash(s) != r.crc {
+                    return Err(Error::corrupt("value", off, "fails its checksum"));
+                }
+                match r.codec {
+                    Codec::Raw => s.to_vec(),
+                    Codec::Zstd => {
+                        let d = self.dict(snap, r.dict)?;
+                        codec::decompress_with(s, r.raw_len, CHUNK_RAW, off, d.as_deref())?
+                    }
+                }
+            }
+            // Chunked values and negative entries are copied as they are.
+            Body::Chunked { .. } | Body::Absent => return copy_entry(out, snap, limit, key, val),
+        };
+        let dict = out.default_dict(key)?;
+        let (c, enc) =
+            codec::compress_with(&raw, out.compression_level, &out.backoff, dict.as_deref())?;
+        let stored = enc.as_deref().unwrap_or(&raw);
+        out.with_writer(|w| {
+            let mut n = r;
+            n.codec = c;
+            n.crc = crc32fast::hash(stored);
+            n.dict = match (c, &dict) {
+                (Codec::Zstd, Some(d)) => d.id,
+                _ => 0,
+            };
+            n.body = if stored.len() <= INLINE_MAX {
+                Body::Inline {
+                    start: 0,
+                    len: stored.len(),
+                }
+            } else {
+                Body::Extent {
+                    off: out.write_extent(w, &[stored], ExtentKind::Value)?,
+                    len: stored.len() as u64,
+                }
+            };
+            let inline: &[u8] = if matches!(n.body, Body::Inline { .. }) {
+                stored
+            } else {
+                &[]
+            };
+            copy_meta(out, w, snap, limit, &mut n)?;
+            let bytes = n.encode(inline, r.meta_inline(val).unwrap_or(&[]));
+            out.install(w, key, &n, bytes, stored.len() as u64)?;
+            commit_if_big(out, w)
+        })
+    }
+}
+
+fn commit_if_big(out: &DatasetFileCache, w: &mut Writer) -> Result<()> {
+    if w.txn.dirty_nodes() > out.max_dirty_pages {
+        out.commit_locked(w, false)?;
+    }
+    Ok(())
+}
+
+/// Copies an entry of the dictionaries or groups index; a dictionary's
+/// bytes get a new extent.
+fn copy_index_entry(
+    out: &DatasetFileCache,
+    snap: &Snapshot,
+    limit: u64,
+    id: TreeId,
+    k: &[u8],
+    v: &[u8],
+) -> Result<()> {
+    out.with_writer(|w| {
+        let mut v = v.to_vec();
+        if id == TreeId::DICTS && k.first() == Some(&1) {
+            // Same bytes in a new place: the checksum stays.
+            let (off, len, _) = decode_desc(&v)?;
+            let b = snap
+                .bytes(off, len, limit)
+                .ok_or_else(|| Error::corrupt("dictionary", off, "past the end of the file"))?;
+            let n = out.write_extent(w, &[b], ExtentKind::Dict)?;
+            v[..8].copy_from_slice(&n.to_le_bytes());
+        }
+        out.store
+            .with_tree(&mut w.txn, id, |t, cx| t.insert(cx, k, &v))?;
+        commit_if_big(out, w)
+    })
+}
+
+/// Gives a record's metadata extent (if any) a copy in `out`.
+fn copy_meta(
+    out: &DatasetFileCache,
+    w: &mut Writer,
+    snap: &Snapshot,
+    limit: u64,
+    n: &mut Record,
+) -> Result<()> {
+    if let Some(MetaRef::Extent { off, len, crc }) = n.meta {
+        let b = snap
+            .bytes(off, len, limit)
+            .ok_or_else(|| Error::corrupt("metadata", off, "past the end of the file"))?;
+        n.meta = Some(MetaRef::Extent {
+            off: out.write_extent(w, &[b], ExtentKind::Meta)?,
+            len,
+            crc,
+        });
+    }
+    Ok(())
 }
 
 /// Copies one entry (record fields kept, extents rewritten) into `out`.
 fn copy_entry(
     out: &DatasetFileCache,
-    snap: &crate::storage::Snapshot,
+    snap: &Snapshot,
     limit: u64,
     key: &[u8],
     val: &[u8],
@@ -147,19 +316,9 @@ fn copy_entry(
             }
             Body::Inline { .. } | Body::Absent => {}
         }
-        if let Some(MetaRef::Extent { off, len, crc }) = r.meta {
-            let b = bytes_at(off, len)?;
-            n.meta = Some(MetaRef::Extent {
-                off: out.write_extent(w, &[b], ExtentKind::Meta)?,
-                len,
-                crc,
-            });
-        }
+        copy_meta(out, w, snap, limit, &mut n)?;
         let bytes = n.encode(r.inline(val), r.meta_inline(val).unwrap_or(&[]));
         out.install(w, key, &n, bytes, stored_total)?;
-        if w.txn.dirty_nodes() > out.max_dirty_pages {
-            out.commit_locked(w, false)?;
-        }
-        Ok(())
+        commit_if_big(out, w)
     })
 }

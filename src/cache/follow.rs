@@ -106,6 +106,7 @@ impl DatasetFileCache {
                 cur.snap.mapping.clear_all_verified();
                 cur.snap.mapping.clone()
             };
+            self.dicts.invalidate();
             self.entries.store(rec.entries, Ordering::Release);
             self.max_age_ms.store(rec.max_age_ms, Ordering::Release);
             self.max_file_size

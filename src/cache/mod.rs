@@ -16,6 +16,7 @@ pub(crate) mod admin;
 pub(crate) mod bulk;
 pub(crate) mod codec;
 pub(crate) mod compact;
+pub(crate) mod dict;
 pub(crate) mod follow;
 pub(crate) mod groups;
 pub(crate) mod keys;
@@ -46,7 +47,8 @@ use overlay::Overlay;
 use slots::Slot;
 
 pub use admin::CacheStats;
-pub use compact::CompactReport;
+pub use compact::{CompactOptions, CompactReport};
+pub use dict::{DictionaryId, DictionaryInfo, MAX_DICTIONARY_SIZE};
 pub use groups::{GroupStream, MAX_GROUP_NAME};
 pub use keys::{Entries, Keys};
 pub use read::EntryInfo;
@@ -298,6 +300,8 @@ pub struct DatasetFileCache {
     pub(crate) compression_level: Option<i32>,
     /// Whether recent values compressed.
     pub(crate) backoff: codec::Backoff,
+    /// Dictionaries loaded from the file and the defaults.
+    pub(crate) dicts: dict::Dicts,
     pub(crate) max_dirty_pages: usize,
 }
 
@@ -356,6 +360,7 @@ impl DatasetFileCache {
             pending: Mutex::new(slots::Pending::default()),
             compression_level: opts.compression_level,
             backoff: codec::Backoff::default(),
+            dicts: dict::Dicts::default(),
             max_dirty_pages: opts.max_dirty_pages,
         })
     }

@@ -362,8 +362,13 @@ impl DatasetFileCache {
                     return Err(bad(0, "inline value fails its checksum"));
                 }
                 if r.codec == Codec::Zstd {
-                    return Ok(Some(ValueSrc::Owned(codec::decompress(
-                        s, r.raw_len, CHUNK_RAW, 0,
+                    let d = self.dict(snap, r.dict)?;
+                    return Ok(Some(ValueSrc::Owned(codec::decompress_with(
+                        s,
+                        r.raw_len,
+                        CHUNK_RAW,
+                        0,
+                        d.as_deref(),
                     )?)));
                 }
                 Ok(Some(match found {
@@ -388,9 +393,16 @@ impl DatasetFileCache {
                             .raw(off, len, limit)
                             .ok_or_else(|| bad(off, "extent outside the mapping"))?,
                     ))),
-                    Codec::Zstd => Ok(Some(ValueSrc::Owned(codec::decompress(
-                        s, r.raw_len, CHUNK_RAW, off,
-                    )?))),
+                    Codec::Zstd => {
+                        let d = self.dict(snap, r.dict)?;
+                        Ok(Some(ValueSrc::Owned(codec::decompress_with(
+                            s,
+                            r.raw_len,
+                            CHUNK_RAW,
+                            off,
+                            d.as_deref(),
+                        )?)))
+                    }
                 }
             }
             Body::Chunked { off, len } => Ok(Some(ValueSrc::Owned(read_chunked(

@@ -196,6 +196,11 @@ impl Record {
             KIND_ABSENT => Body::Absent,
             x => return Err(c.bad(&format!("unknown body kind {x}"))),
         };
+        if dict != 0
+            && (codec != Codec::Zstd || !matches!(body, Body::Inline { .. } | Body::Extent { .. }))
+        {
+            return Err(c.bad("a dictionary on a value that is not one zstd frame"));
+        }
         if codec == Codec::Raw && matches!(body, Body::Inline { .. } | Body::Extent { .. }) {
             let stored = match body {
                 Body::Inline { len, .. } => len as u64,
@@ -374,9 +379,7 @@ mod tests {
             (
                 Record {
                     body: Body::Chunked { off: 8192, len: 40 },
-                    codec: Codec::Zstd,
                     raw_len: 5 << 30,
-                    dict: 3,
                     ..base
                 },
                 &b""[..],
@@ -399,6 +402,15 @@ mod tests {
             assert_eq!(d.tick, r.tick);
             assert_eq!(d.body.clone_kind(), r.body.clone_kind());
             assert_eq!(Record::decode(&d.with_tick(&b, 5)).unwrap().tick, 5);
+            // A dictionary is only allowed on one zstd frame.
+            if matches!(r.body, Body::Chunked { .. }) {
+                let bad = Record {
+                    dict: 3,
+                    codec: Codec::Zstd,
+                    ..d
+                };
+                assert!(Record::decode(&bad.encode(inline, meta)).is_err());
+            }
             // Every truncation and bit flip decodes to an error or a record,
             // never a panic.
             for i in 0..b.len() {

@@ -324,7 +324,10 @@ impl ValueReader<'_> {
                     }
                     match r.codec {
                         Codec::Raw => Ok(s.to_vec()),
-                        Codec::Zstd => codec::decompress(s, r.raw_len, CHUNK_RAW, 0),
+                        Codec::Zstd => {
+                            let d = cache.dict(&view.snap, r.dict)?;
+                            codec::decompress_with(s, r.raw_len, CHUNK_RAW, 0, d.as_deref())
+                        }
                     }
                 }
                 (Body::Extent { off, len }, _) => {
@@ -334,7 +337,10 @@ impl ValueReader<'_> {
                     }
                     match r.codec {
                         Codec::Raw => Ok(s),
-                        Codec::Zstd => codec::decompress(&s, r.raw_len, CHUNK_RAW, off),
+                        Codec::Zstd => {
+                            let d = cache.dict(&view.snap, r.dict)?;
+                            codec::decompress_with(&s, r.raw_len, CHUNK_RAW, off, d.as_deref())
+                        }
                     }
                 }
                 (Body::Chunked { .. }, Some(f)) => {

@@ -90,6 +90,7 @@ type Pending = (u64, u32, u8, Option<Vec<u8>>, Option<Vec<u8>>);
 const MAX_PROBLEMS: usize = 10_000;
 
 struct Checker<'s> {
+    cache: &'s DatasetFileCache,
     snap: &'s Snapshot,
     report: VerifyReport,
     /// (offset, length, kind, who refers to it)
@@ -265,6 +266,7 @@ impl DatasetFileCache {
 
     fn verify_snapshot(&self, snap: Arc<Snapshot>) -> Result<VerifyReport> {
         let mut c = Checker {
+            cache: self,
             snap: &snap,
             report: VerifyReport {
                 commit: snap.record.seq,
@@ -373,7 +375,7 @@ impl DatasetFileCache {
             }
         }
         self.check_groups(&mut c);
-        c.tree(TreeId::DICTS, |_, _, _| {});
+        self.check_dicts(&mut c);
         self.check_space(&mut c, &rec);
         Ok(c.report)
     }
@@ -426,6 +428,51 @@ impl DatasetFileCache {
             }
         }
         Ok(())
+    }
+
+    /// Every dictionary is an extent that passes its checksum; defaults name
+    /// existing dictionaries.
+    fn check_dicts(&self, c: &mut Checker<'_>) {
+        let mut ids = HashSet::new();
+        let mut defaults = Vec::new();
+        c.tree(TreeId::DICTS, |c, k, v| match k.first() {
+            Some(1) if k.len() == 5 => {
+                let id = u32::from_be_bytes([k[1], k[2], k[3], k[4]]);
+                ids.insert(id);
+                match crate::cache::dict::decode_desc(v) {
+                    Ok((off, len, crc)) => {
+                        c.extent(off, len, ExtentKind::Dict, format!("dictionary {id}"));
+                        let key = id.to_be_bytes();
+                        if let Some(b) = c.bytes(off, len, "dictionary", &key) {
+                            if crc32fast::hash(b) != crc {
+                                c.problem(
+                                    "dictionary",
+                                    off,
+                                    None,
+                                    format!("dictionary {id} fails its checksum"),
+                                );
+                            }
+                        }
+                    }
+                    Err(e) => c.report_error(e, None),
+                }
+            }
+            Some(2) => match <[u8; 4]>::try_from(v) {
+                Ok(id) => defaults.push((k[1..].to_vec(), u32::from_le_bytes(id))),
+                Err(_) => c.problem("dictionaries index", 0, Some(k), "malformed default"),
+            },
+            _ => c.problem("dictionaries index", 0, Some(k), "malformed key"),
+        });
+        for (prefix, id) in defaults {
+            if !ids.contains(&id) {
+                c.problem(
+                    "dictionaries index",
+                    0,
+                    Some(&prefix),
+                    format!("default dictionary {id} does not exist"),
+                );
+            }
+        }
     }
 
     /// Every group's directory count matches its members, numbered from 0.
@@ -633,7 +680,10 @@ fn check_value(c: &mut Checker<'_>, key: &[u8], rec: &[u8], r: &Record) -> u64 {
                 c.problem("value", 0, Some(key), "inline value fails its checksum");
             }
             if r.codec == Codec::Zstd {
-                if let Err(e) = codec::decompress(s, r.raw_len, CHUNK_RAW, 0) {
+                let d = c.cache.dict(c.snap, r.dict);
+                if let Err(e) =
+                    d.and_then(|d| codec::decompress_with(s, r.raw_len, CHUNK_RAW, 0, d.as_deref()))
+                {
                     c.report_error(e, Some(key));
                 }
             }
@@ -646,8 +696,11 @@ fn check_value(c: &mut Checker<'_>, key: &[u8], rec: &[u8], r: &Record) -> u64 {
                 return len;
             };
             let ok = crc32fast::hash(s) == r.crc;
-            let zstd =
-                (r.codec == Codec::Zstd).then(|| codec::decompress(s, r.raw_len, CHUNK_RAW, off));
+            let zstd = (r.codec == Codec::Zstd).then(|| {
+                c.cache.dict(c.snap, r.dict).and_then(|d| {
+                    codec::decompress_with(s, r.raw_len, CHUNK_RAW, off, d.as_deref())
+                })
+            });
             c.report.value_bytes += len;
             if !ok {
                 c.problem("value", off, Some(key), "fails its checksum");

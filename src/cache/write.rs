@@ -97,6 +97,7 @@ impl DatasetFileCache {
                 })?;
             }
             self.store.reset_space(&mut w.txn)?;
+            self.dicts.invalidate();
             let m = &mut w.txn.meta;
             m.entries = 0;
             m.raw_bytes = 0;
@@ -123,11 +124,22 @@ impl DatasetFileCache {
                 )));
             }
         }
-        // Compress outside the writer lock.
+        // Compress outside the writer lock, with the key's default
+        // dictionary if it has one.
         let encoded = match payload {
             Payload::Bytes(v) if v.len() as u64 <= CHUNK_RAW => {
-                let (c, out) = codec::compress(v, self.compression_level, &self.backoff)?;
-                Some((c, out))
+                let dict = self.default_dict(key)?;
+                let (c, out) = codec::compress_with(
+                    v,
+                    self.compression_level,
+                    &self.backoff,
+                    dict.as_deref(),
+                )?;
+                let id = match (c, &dict) {
+                    (Codec::Zstd, Some(d)) => d.id,
+                    _ => 0,
+                };
+                Some((c, out, id))
             }
             _ => None,
         };
@@ -145,7 +157,7 @@ impl DatasetFileCache {
         key: &[u8],
         payload: Payload<'_>,
         meta: Option<&[u8]>,
-        encoded: Option<(Codec, Option<Vec<u8>>)>,
+        encoded: Option<(Codec, Option<Vec<u8>>, u32)>,
     ) -> Result<()> {
         {
             let (body, codec, crc, raw_len, inline, stored_total) = match payload {
@@ -164,7 +176,7 @@ impl DatasetFileCache {
                 Payload::Bytes(v) => {
                     let (codec, out) = encoded
                         .as_ref()
-                        .map(|(c, o)| (*c, o.as_deref()))
+                        .map(|(c, o, _)| (*c, o.as_deref()))
                         .unwrap_or((Codec::Raw, None));
                     let stored = out.unwrap_or(v);
                     let crc = crc32fast::hash(stored);
@@ -223,7 +235,11 @@ impl DatasetFileCache {
                 raw_len,
                 tick,
                 inserted_ms: now_ms(),
-                dict: 0,
+                dict: if codec == Codec::Zstd {
+                    encoded.as_ref().map_or(0, |e| e.2)
+                } else {
+                    0
+                },
                 meta: meta_ref,
             };
             let bytes = rec.encode(inline, meta_inline);
