@@ -68,6 +68,23 @@ impl DatasetFileCache {
         dest: impl AsRef<Path>,
         opts: CompactOptions,
     ) -> Result<CompactReport> {
+        // Writing over the file being read would truncate it under its own
+        // mapping.
+        if let Ok(d) = std::fs::metadata(dest.as_ref()) {
+            use std::os::unix::fs::MetadataExt;
+            let me = self
+                .store
+                .backend
+                .file()
+                .metadata()
+                .map_err(|e| Error::io("reading the file's metadata", e))?;
+            if d.dev() == me.dev() && d.ino() == me.ino() {
+                return Err(Error::InvalidArgument(
+                    "cannot compact a cache onto its own file: write to another file and rename it"
+                        .into(),
+                ));
+            }
+        }
         if !self.is_read_only() {
             self.flush()?;
         }

@@ -393,7 +393,10 @@ impl Allocator {
     /// Grows the file for `len` bytes at an `align`ed offset; with `free`,
     /// the new range stays part of the free tail chunk (a reservation).
     fn grow_as(&mut self, cx: &mut Cx<'_>, len: u64, align: u64, free: bool) -> Result<u64> {
-        let mut a = align_up(self.file_len, align);
+        // Start in the free space at the end, not after it: what is left of
+        // the last growth step is used, not stranded.
+        let tail = self.tail_chunk_start(cx)?;
+        let mut a = align_up(tail, align);
         while let Some(e) = self.quarantine.overlap(a, len) {
             a = align_up(e, align);
         }
@@ -422,8 +425,8 @@ impl Allocator {
         if bound != 0 {
             new_len = new_len.min(bound);
         }
-        // The gap before the new extent joins the free chunk at the tail.
-        let tail = self.tail_chunk_start(cx)?;
+        new_len = new_len.max(self.file_len);
+        // The free space at the tail is rebuilt around the new extent.
         if tail < self.file_len {
             self.remove_free(cx, self.file_len - tail, tail)?;
         }
