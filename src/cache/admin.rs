@@ -176,7 +176,6 @@ impl DatasetFileCache {
             if max == 0 || max >= w.txn.alloc.file_len {
                 return self.set_cap(w, max);
             }
-            w.txn.alloc.limit = max;
             let r = self.shrink_to(w, max);
             w.txn.alloc.limit = 0;
             r?;
@@ -198,8 +197,8 @@ impl DatasetFileCache {
         a.file_len.saturating_sub(DATA_START + a.free_bytes)
     }
 
-    /// Makes everything fit below `max`, with the allocator already bounded
-    /// by it: evict, move entries and index nodes, commit, trim.
+    /// Makes everything fit below `max`: evict, then (with the allocator
+    /// bounded by `max`) move entries and index nodes, commit, trim.
     fn shrink_to(&self, w: &mut Writer, max: u64) -> Result<()> {
         let headroom = DATA_START
             + (Self::reserve_pages(max) + crate::storage::COMMIT_SLACK_PAGES + 64) * PAGE
@@ -220,6 +219,9 @@ impl DatasetFileCache {
                 });
             }
         }
+        // From here on nothing may be placed past `max` (the evictions
+        // above could still use the whole file).
+        w.txn.alloc.limit = max;
         self.relocate_entries(w, max)?;
         self.relocate_dicts(w, max)?;
         for id in TreeId::ALL {
