@@ -786,6 +786,43 @@ fn hex_keys_round_trip() -> TestResult {
     Ok(())
 }
 
+/// `import` skips what is not a regular file, and the cache itself, and
+/// says so; files that can never fit are refused before anything is written.
+#[cfg(unix)]
+#[test]
+fn import_skips_special_files_and_the_cache_itself() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    let dir = tmp.path().join("d");
+    fs::create_dir(&dir)?;
+    let cache = dir.join("c.dfc");
+    ok(dfc(&[
+        "create".as_ref(),
+        p(&cache),
+        "--max-size".as_ref(),
+        OsStr::new("1M"),
+    ]));
+    fs::write(dir.join("regular"), b"data")?;
+    let _socket = std::os::unix::net::UnixListener::bind(dir.join("sock"))?;
+    std::os::unix::fs::symlink("/etc/hostname", dir.join("link"))?;
+    let r = ok(dfc(&[OsStr::new("import"), p(&cache), p(&dir)]));
+    for what in [
+        "skipped socket",
+        "skipped symlink",
+        "skipped the cache file itself",
+    ] {
+        assert!(r.stderr.contains(what), "{what}: {}", r.stderr);
+    }
+    let ls = ok(dfc(&["ls".as_ref(), p(&cache)])).text();
+    assert_eq!(ls, "regular\n");
+    // A file larger than the cap: refused up front, nothing imported.
+    fs::write(dir.join("huge"), noise(2 << 20, 1))?;
+    fs::write(dir.join("another"), b"x")?;
+    let r = fails(dfc(&[OsStr::new("import"), p(&cache), p(&dir)]), 1);
+    assert!(r.stderr.contains("huge"), "{}", r.stderr);
+    assert_eq!(ok(dfc(&["ls".as_ref(), p(&cache)])).text(), "regular\n");
+    Ok(())
+}
+
 /// Keys that would escape DIR (or alias, or clash) are refused before
 /// anything is written.
 #[test]

@@ -2,7 +2,8 @@
 //! its path relative to DIR with `/` separators.
 //!
 //! The folder is walked first (sorted, so runs are reproducible): files
-//! whose names cannot be keys are reported before anything is written;
+//! whose names cannot be keys, or that are larger than the cache's maximum
+//! size, are reported before anything is written;
 //! symlinks, sockets, FIFOs and devices are skipped and named on stderr, and
 //! so is the cache file itself should it lie under DIR.
 
@@ -110,7 +111,8 @@ fn walk(dir: &Path, rel: &Path, cache: &Metadata, hex: bool, w: &mut Walk) -> Cl
 /// Runs `import`.
 ///
 /// # Errors
-/// Exit 1 when file names cannot be keys (nothing is imported); exit 2
+/// Exit 1 when files cannot be imported (names that cannot be keys, files
+/// larger than the maximum size; nothing is imported then); exit 2
 /// when the cache or DIR cannot be opened; exit 3 when another writer holds
 /// the cache; exit 4 when reading a file or writing the cache fails
 /// part-way (what was imported before stays).
@@ -130,9 +132,21 @@ pub fn run(a: &ImportArgs, g: Global) -> CliResult {
     }
     let mut w = Walk::default();
     walk(&a.dir, Path::new(""), &cache_meta, g.hex, &mut w)?;
+    // A value can never be larger than the file that holds it.
+    let cap = cache.maximum_file_size();
+    for item in w.items.iter().filter(|i| cap != 0 && i.len > cap) {
+        w.unusable.push((
+            item.path.clone(),
+            format!(
+                "{} is larger than the maximum size of {}",
+                human(item.len),
+                human(cap)
+            ),
+        ));
+    }
     if let Some((first, why)) = w.unusable.first() {
         return Err(CliError::not_found(format!(
-            "{} file name(s) cannot be keys, nothing imported (first: {why}): {}",
+            "{} file(s) cannot be imported, nothing imported (first: {why}): {}",
             w.unusable.len(),
             first.display()
         )));

@@ -2,7 +2,7 @@
 //! concerns every command uses.
 //!
 //! - `args`: the grammar (clap), descriptions, examples, `--json` field docs;
-//! - `error`: [`CliError`](error::CliError), exit codes, library error mapping;
+//! - `error`: `CliError`, exit codes, library error mapping;
 //! - `open`: opening the cache read-only or read-write;
 //! - `size`: SIZE arguments and human-readable sizes;
 //! - `keys`: keys as text or hex; `paths`: keys as file paths;
