@@ -16,6 +16,7 @@ use crate::cache::codec;
 use crate::cache::dict::decode_desc;
 use crate::cache::read::{chunk_table, encode_chunk_table, Chunk};
 use crate::cache::record::{Body, Codec, MetaRef, Record};
+use crate::cache::verify::{Progress, PROGRESS_EVERY};
 use crate::cache::{DatasetFileCache, Flushable, OpenOptions, Writer, CHUNK_RAW, INLINE_MAX};
 use crate::error::{Error, Result};
 use crate::storage::allocator::ExtentKind;
@@ -67,6 +68,20 @@ impl DatasetFileCache {
         &self,
         dest: impl AsRef<Path>,
         opts: CompactOptions,
+    ) -> Result<CompactReport> {
+        self.compact_to_with_progress(dest, opts, &mut |_| {})
+    }
+
+    /// [`compact_to_with`](Self::compact_to_with), calling `progress` as
+    /// entries are copied.
+    ///
+    /// # Errors
+    /// As [`compact_to`](Self::compact_to).
+    pub fn compact_to_with_progress(
+        &self,
+        dest: impl AsRef<Path>,
+        opts: CompactOptions,
+        progress: &mut dyn FnMut(Progress),
     ) -> Result<CompactReport> {
         // Writing over the file being read would truncate it under its own
         // mapping.
@@ -126,8 +141,20 @@ impl DatasetFileCache {
         }
         out.dicts.invalidate();
         let mut err = None;
+        let mut p = Progress {
+            entries_total: rec.entries,
+            bytes_total: rec.stored_bytes,
+            ..Default::default()
+        };
         snap.reader(TreeId::PRIMARY)
             .scan(Bound::Unbounded, |key, val| {
+                p.entries += 1;
+                if let Ok(r) = Record::decode(val) {
+                    p.bytes += r.stored_len();
+                }
+                if p.entries.is_multiple_of(PROGRESS_EVERY) {
+                    progress(p);
+                }
                 let r = match opts.recompress {
                     true => self.copy_recompressed(&out, &snap, limit, key, val),
                     false => copy_entry(&out, &snap, limit, key, val),

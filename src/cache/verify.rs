@@ -82,6 +82,24 @@ impl VerifyReport {
     }
 }
 
+/// How far a long operation (`verify`, compaction) has got, for progress
+/// bars: entries and value bytes done, and the totals the commit record
+/// gives.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// Entries done.
+    pub entries: u64,
+    /// Entries in all.
+    pub entries_total: u64,
+    /// Value bytes (stored) done.
+    pub bytes: u64,
+    /// Value bytes (stored) in all.
+    pub bytes_total: u64,
+}
+
+/// Entries between two progress reports.
+pub(crate) const PROGRESS_EVERY: u64 = 256;
+
 /// A node still to visit: (page, crc, level, lower key bound, upper key
 /// bound).
 type Pending = (u64, u32, u8, Option<Vec<u8>>, Option<Vec<u8>>);
@@ -258,13 +276,25 @@ impl DatasetFileCache {
     /// Only I/O errors reading the file; damage is reported in the
     /// [`VerifyReport`], each problem with its location.
     pub fn verify(&self) -> Result<VerifyReport> {
+        self.verify_with_progress(&mut |_| {})
+    }
+
+    /// [`verify`](Self::verify), calling `progress` as entries are checked.
+    ///
+    /// # Errors
+    /// As [`verify`](Self::verify).
+    pub fn verify_with_progress(&self, progress: &mut dyn FnMut(Progress)) -> Result<VerifyReport> {
         let _pin = self.readers.pin();
         // On a read-only handle another process may commit meanwhile: the
         // walk is then repeated on the newest state.
-        self.read_view(|view| self.verify_snapshot(view.snap.clone()))
+        self.read_view(|view| self.verify_snapshot(view.snap.clone(), progress))
     }
 
-    fn verify_snapshot(&self, snap: Arc<Snapshot>) -> Result<VerifyReport> {
+    fn verify_snapshot(
+        &self,
+        snap: Arc<Snapshot>,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<VerifyReport> {
         let mut c = Checker {
             cache: self,
             snap: &snap,
@@ -280,8 +310,18 @@ impl DatasetFileCache {
         // Primary index: entries, their values and extents.
         let mut ticks: HashMap<u64, Vec<u8>> = HashMap::new();
         let (mut raw, mut stored, mut meta, mut max_tick) = (0u64, 0u64, 0u64, 0u64);
+        let mut p = Progress {
+            entries_total: rec.entries,
+            bytes_total: rec.stored_bytes,
+            ..Default::default()
+        };
         c.tree(TreeId::PRIMARY, |c, key, val| {
             c.report.entries += 1;
+            if c.report.entries.is_multiple_of(PROGRESS_EVERY) {
+                p.entries = c.report.entries;
+                p.bytes = c.report.value_bytes;
+                progress(p);
+            }
             let r = match Record::decode(val) {
                 Ok(r) => r,
                 Err(e) => return c.report_error(e, Some(key)),
