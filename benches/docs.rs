@@ -165,6 +165,23 @@ fn main() {
         let compact_len = std::fs::metadata(&compact).expect("file").len();
         drop(c);
         let c = OpenOptions::new().open(&compact).expect("open");
+        let s = c.stats().expect("stats");
+        let v = c.verify().expect("verify");
+        println!(
+            "  values {} bytes stored, {} of them in extents",
+            s.stored_bytes, v.extents
+        );
+        for u in &v.indexes {
+            println!(
+                "  {:<20} {:>6} nodes, {:>6} leaves {:>3.0}% payload, {:>7} entries, {:>5.1} node bytes/entry",
+                u.name,
+                u.nodes,
+                u.leaves,
+                u.entry_bytes as f64 * 100.0 / (u.leaves.max(1) * 4096) as f64,
+                u.entries,
+                (u.nodes * 4096) as f64 / u.entries.max(1) as f64
+            );
+        }
         let gets = 1_000_000;
         let mut x = Rng(42);
         let t = Instant::now();

@@ -115,7 +115,9 @@ impl DatasetFileCache {
         let out = OpenOptions::new()
             .compression_level(level)
             .sync(self.store.opts.sync)
-            .create(dest.as_ref(), rec.max_file_size)?;
+            // Uncapped while copying: eviction needs the LastUsed index,
+            // which is copied last. The cap is set at the end.
+            .create(dest.as_ref(), 0)?;
         let mut report = CompactReport {
             bytes_before: self
                 .store
@@ -169,6 +171,7 @@ impl DatasetFileCache {
         if let Some(e) = err {
             return Err(e);
         }
+        copy_last_used(&out, &snap, report.entries)?;
         out.with_writer(|w| {
             w.txn.meta.max_age_ms = rec.max_age_ms;
             out.max_age_ms.store(rec.max_age_ms, Ordering::Release);
@@ -178,6 +181,12 @@ impl DatasetFileCache {
             );
             out.commit_locked(w, true)
         })?;
+        if rec.max_file_size != 0 {
+            // Re-encoding can make the copy larger than the cap: then the
+            // least recently used entries go, as in any cache at its cap.
+            out.set_maximum_file_size(rec.max_file_size)?;
+            report.entries = out.len();
+        }
         report.bytes_after = out
             .store
             .backend
@@ -255,10 +264,66 @@ impl DatasetFileCache {
             };
             copy_meta(out, w, snap, limit, &mut n)?;
             let bytes = n.encode(inline, r.meta_inline(val).unwrap_or(&[]));
-            out.install(w, key, &n, bytes, stored.len() as u64)?;
+            out.install_with(w, key, &n, bytes, stored.len() as u64, false)?;
             commit_if_big(out, w)
         })
     }
+}
+
+/// Copies the LastUsed index in tick order, after the entries: appending
+/// fills its pages, where inserting ticks in key order would leave them a
+/// third empty. Each entry is checked against the record it names, so a
+/// damaged source is refused rather than copied.
+fn copy_last_used(out: &DatasetFileCache, snap: &Snapshot, entries: u64) -> Result<()> {
+    let primary = snap.reader(TreeId::PRIMARY);
+    let mut copied = 0u64;
+    let mut err = None;
+    snap.reader(TreeId::LAST_USED)
+        .scan(Bound::Unbounded, |tick, key| {
+            let r = match primary.get(key)? {
+                Some(v) => Record::decode(v)?,
+                None => {
+                    err = Some(Error::corrupt(
+                        "LastUsed index",
+                        0,
+                        "names a key the primary index does not hold",
+                    ));
+                    return Ok(false);
+                }
+            };
+            if tick != r.tick.to_be_bytes() {
+                err = Some(Error::corrupt(
+                    "LastUsed index",
+                    0,
+                    "tick differs from the entry record's",
+                ));
+                return Ok(false);
+            }
+            let res = out.with_writer(|w| {
+                out.store
+                    .with_tree(&mut w.txn, TreeId::LAST_USED, |t, cx| {
+                        t.insert(cx, tick, key)
+                    })?;
+                commit_if_big(out, w)
+            });
+            if let Err(e) = res {
+                err = Some(e);
+                return Ok(false);
+            }
+            copied += 1;
+            Ok(true)
+        })?;
+    if let Some(e) = err {
+        return Err(e);
+    }
+    if copied != entries {
+        return Err(Error::corrupt(
+            "LastUsed index",
+            0,
+            format!("holds {copied} entries for {entries} records"),
+        ));
+    }
+    Ok(())
 }
 
 fn commit_if_big(out: &DatasetFileCache, w: &mut Writer) -> Result<()> {
@@ -362,7 +427,7 @@ fn copy_entry(
         }
         copy_meta(out, w, snap, limit, &mut n)?;
         let bytes = n.encode(r.inline(val), r.meta_inline(val).unwrap_or(&[]));
-        out.install(w, key, &n, bytes, stored_total)?;
+        out.install_with(w, key, &n, bytes, stored_total, false)?;
         commit_if_big(out, w)
     })
 }

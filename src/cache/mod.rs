@@ -56,7 +56,7 @@ pub use record::Codec;
 pub use stream::ValueReader;
 pub use tee::{Tee, DEFAULT_TEE_BATCH};
 pub use value::Value;
-pub use verify::{Problem, Progress, VerifyReport};
+pub use verify::{IndexUsage, Problem, Progress, VerifyReport};
 pub use write::MAX_META_LEN;
 
 /// Values whose stored form is at most this many bytes live inside the

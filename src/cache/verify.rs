@@ -73,6 +73,26 @@ pub struct VerifyReport {
     pub extents: u64,
     /// Value bytes whose checksum was computed.
     pub value_bytes: u64,
+    /// Space taken by each B-tree index, in the order of the spec's tree
+    /// ids (trees with no nodes are left out).
+    pub indexes: Vec<IndexUsage>,
+}
+
+/// The space one B-tree index takes, from [`DatasetFileCache::verify`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct IndexUsage {
+    /// The index's name ("primary index", "LastUsed index", ...).
+    pub name: &'static str,
+    /// Node pages (4 KiB each).
+    pub nodes: u64,
+    /// Of which leaves.
+    pub leaves: u64,
+    /// Leaf entries.
+    pub entries: u64,
+    /// Key and value bytes of the leaf entries as stored (keys without the
+    /// prefix their node shares), i.e. the leaves' payload: divided by
+    /// `leaves × 4096` it gives how full the leaves are.
+    pub entry_bytes: u64,
 }
 
 impl VerifyReport {
@@ -138,6 +158,23 @@ impl<'s> Checker<'s> {
         }
     }
 
+    /// The usage entry of tree `id`, added in id order when first seen.
+    fn usage(&mut self, id: TreeId) -> &mut IndexUsage {
+        let name = id.name();
+        let v = &mut self.report.indexes;
+        let i = match v.iter().position(|u| u.name == name) {
+            Some(i) => i,
+            None => {
+                v.push(IndexUsage {
+                    name,
+                    ..Default::default()
+                });
+                v.len() - 1
+            }
+        };
+        &mut v[i]
+    }
+
     fn full(&self) -> bool {
         self.report.problems.len() >= MAX_PROBLEMS
     }
@@ -169,6 +206,8 @@ impl<'s> Checker<'s> {
                 continue;
             };
             self.report.nodes += 1;
+            let usage = self.usage(id);
+            usage.nodes += 1;
             self.used
                 .push((page, PAGE, ExtentKind::Node, format!("{} node", id.name())));
             if le_u32(b, 4) != Some(crc) || page_crc(b) != crc {
@@ -206,10 +245,17 @@ impl<'s> Checker<'s> {
                 }
                 if level == 0 {
                     if let Ok(val) = v.val(i) {
+                        let usage = self.usage(id);
+                        usage.entries += 1;
+                        usage.entry_bytes +=
+                            (key.len().saturating_sub(v.prefix().len()) + val.len()) as u64;
                         let k = key.clone();
                         entry(self, &k, val);
                     }
                 }
+            }
+            if level == 0 {
+                self.usage(id).leaves += 1;
             }
             if level > 0 {
                 for i in (0..=v.len()).rev() {

@@ -265,13 +265,30 @@ impl DatasetFileCache {
         bytes: Vec<u8>,
         stored_total: u64,
     ) -> Result<()> {
+        self.install_with(w, key, rec, bytes, stored_total, true)
+    }
+
+    /// As [`install`](Self::install); without `last_used` the LastUsed
+    /// entry is left for the caller to add (compaction adds them in tick
+    /// order afterwards, which fills their pages).
+    pub(crate) fn install_with(
+        &self,
+        w: &mut Writer,
+        key: &[u8],
+        rec: &Record,
+        bytes: Vec<u8>,
+        stored_total: u64,
+        last_used: bool,
+    ) -> Result<()> {
         let st = &self.store;
         let old = st.with_tree(&mut w.txn, TreeId::PRIMARY, |t, cx| {
             t.insert(cx, key, &bytes)
         })?;
-        st.with_tree(&mut w.txn, TreeId::LAST_USED, |t, cx| {
-            t.insert(cx, &rec.tick.to_be_bytes(), key)
-        })?;
+        if last_used {
+            st.with_tree(&mut w.txn, TreeId::LAST_USED, |t, cx| {
+                t.insert(cx, &rec.tick.to_be_bytes(), key)
+            })?;
+        }
         let old = match old {
             Some(b) => {
                 let r = Record::decode(&b)?;
