@@ -1,106 +1,18 @@
 //! The `dfcache` command line, run as a user would: the built binary on
 //! real files, checked by exit code, stdout, stderr and the files it leaves.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, SystemTime};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
+use common::*;
 use dfcache::{CachedDataset, Dataset, DatasetFileCache, DatasetId, Flushable};
 use serde_json::Value as Json;
-
-const BIN: &str = env!("CARGO_BIN_EXE_dfcache");
-
-type TestResult = Result<(), Box<dyn std::error::Error>>;
-
-/// What a run of the binary did.
-struct Run {
-    code: i32,
-    stdout: Vec<u8>,
-    stderr: String,
-}
-
-impl Run {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.stdout).into_owned()
-    }
-
-    fn json(&self) -> Json {
-        serde_json::from_slice(&self.stdout)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
-    }
-}
-
-fn finish(out: Output) -> Run {
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: out.stdout,
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-/// Runs `dfcache ARGS` with no input.
-fn dfc<S: AsRef<OsStr>>(args: &[S]) -> Run {
-    dfc_in(args, b"")
-}
-
-/// Runs `dfcache ARGS` with `input` on stdin.
-fn dfc_in<S: AsRef<OsStr>>(args: &[S], input: &[u8]) -> Run {
-    let mut child = Command::new(BIN)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the dfcache binary runs");
-    let mut stdin = child.stdin.take().expect("stdin is piped");
-    let input = input.to_vec();
-    // Written from a thread: the child may stop reading (or never start).
-    let writer = std::thread::spawn(move || {
-        let _ = stdin.write_all(&input);
-    });
-    let out = child.wait_with_output().expect("dfcache finishes");
-    let _ = writer.join();
-    finish(out)
-}
-
-/// Asserts a successful run.
-#[track_caller]
-fn ok(r: Run) -> Run {
-    assert_eq!(r.code, 0, "stderr: {}\nstdout: {}", r.stderr, r.text());
-    r
-}
-
-/// Asserts a failure with exit `code` and a one-line `dfcache: ...` error.
-#[track_caller]
-fn fails(r: Run, code: i32) -> Run {
-    assert_eq!(r.code, code, "stderr: {}\nstdout: {}", r.stderr, r.text());
-    let lines: Vec<&str> = r.stderr.lines().collect();
-    assert_eq!(lines.len(), 1, "one error line, got: {:?}", r.stderr);
-    assert!(lines[0].starts_with("dfcache: "), "{}", r.stderr);
-    assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
-    r
-}
-
-fn p(path: &Path) -> &OsStr {
-    path.as_os_str()
-}
-
-/// Deterministic incompressible bytes.
-fn noise(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
 
 /// Every regular file under `dir`: relative '/'-separated path -> bytes.
 fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
@@ -144,14 +56,6 @@ fn mixed_folder(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     expected
 }
 
-/// The file's bytes and modification time.
-fn snapshot(path: &Path) -> (Vec<u8>, SystemTime) {
-    (
-        fs::read(path).unwrap(),
-        fs::metadata(path).unwrap().modified().unwrap(),
-    )
-}
-
 /// A dataset of `n` blocks, 0..n; blocks past `n` do not exist.
 struct Blocks {
     id: DatasetId,
@@ -165,12 +69,6 @@ impl Dataset for Blocks {
     fn read_block(&self, index: u64) -> dfcache::Result<Option<Vec<u8>>> {
         Ok((index < self.n).then(|| vec![index as u8; 3000]))
     }
-}
-
-#[cfg(unix)]
-fn set_mode(path: &Path, mode: u32) {
-    use std::os::unix::fs::PermissionsExt;
-    fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
 }
 
 /// Create, import, look, export, remove, verify, compact, then the file
@@ -469,6 +367,12 @@ fn read_only_file(tmp: &Path, cache: &Path, files: &BTreeMap<String, Vec<u8>>) -
         ],
         vec!["verify".as_ref(), p(cache)],
         vec!["compact".as_ref(), p(cache), p(&ro_copy)],
+        vec![
+            "get".as_ref(),
+            p(cache),
+            "hello.txt".as_ref(),
+            "--meta".as_ref(),
+        ],
     ];
     for args in &reads {
         ok(dfc(args));
@@ -493,6 +397,14 @@ fn read_only_file(tmp: &Path, cache: &Path, files: &BTreeMap<String, Vec<u8>>) -
             "--max-size".as_ref(),
             "2M".as_ref(),
             "--force".as_ref(),
+        ],
+        vec![
+            "put".as_ref(),
+            p(cache),
+            "k".as_ref(),
+            "-".as_ref(),
+            "--meta".as_ref(),
+            "m".as_ref(),
         ],
     ];
     for args in &writes {
@@ -538,6 +450,15 @@ fn files_that_are_not_caches_are_refused_by_every_command() -> TestResult {
             vec!["compact".as_ref(), p(bad)],
             vec!["compact".as_ref(), p(bad), p(&out)],
             vec!["clear".as_ref(), p(bad)],
+            vec!["get".as_ref(), p(bad), "k".as_ref(), "--meta".as_ref()],
+            vec![
+                "put".as_ref(),
+                p(bad),
+                "k".as_ref(),
+                p(&value),
+                "--meta".as_ref(),
+                "m".as_ref(),
+            ],
             vec![
                 "resize".as_ref(),
                 p(bad),
@@ -1279,27 +1200,34 @@ fn readme_shell_blocks() -> TestResult {
     assert!(others[0].contains("cargo test --release"));
     assert!(others[1].contains("cargo fuzz run"));
 
-    let tmp = tempfile::tempdir()?;
-    let bin_dir = Path::new(BIN).parent().ok_or("binary path")?;
-    let path = std::env::join_paths(std::iter::once(bin_dir.to_path_buf()).chain(
-        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
-    ))?;
-    let out = Command::new("sh")
-        .arg("-ec")
-        .arg(&sessions[0])
-        .current_dir(tmp.path())
-        .env("PATH", path)
-        .stdin(Stdio::null())
-        .output()?;
-    let r = finish(out);
-    assert_eq!(
-        r.code,
-        0,
-        "the README session failed:\n{}\n{}",
-        r.text(),
-        r.stderr
-    );
-    let text = r.text();
+    // Each session in an empty folder of its own, with the built dfcache
+    // first on PATH.
+    let run_session =
+        |session: &str| -> Result<(tempfile::TempDir, String), Box<dyn std::error::Error>> {
+            let tmp = tempfile::tempdir()?;
+            let bin_dir = Path::new(BIN).parent().ok_or("binary path")?;
+            let path = std::env::join_paths(std::iter::once(bin_dir.to_path_buf()).chain(
+                std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
+            ))?;
+            let out = Command::new("sh")
+                .arg("-ec")
+                .arg(session)
+                .current_dir(tmp.path())
+                .env("PATH", path)
+                .stdin(Stdio::null())
+                .output()?;
+            let r = finish(out);
+            assert_eq!(
+                r.code,
+                0,
+                "the README session failed:\n{}\n{}",
+                r.text(),
+                r.stderr
+            );
+            Ok((tmp, r.text()))
+        };
+
+    let (tmp, text) = run_session(&sessions[0])?;
     assert!(
         text.contains("elevation 1343"),
         "get printed the value: {text}"
@@ -1309,6 +1237,7 @@ fn readme_shell_blocks() -> TestResult {
     assert!(text.contains("ok"), "{text}");
     let restored: PathBuf = tmp.path().join("restored");
     assert_eq!(tree(&restored), tree(&tmp.path().join("tiles")));
+
     Ok(())
 }
 

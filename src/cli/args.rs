@@ -70,19 +70,32 @@ Example:
     #[command(after_help = LS_HELP)]
     Ls(LsArgs),
 
-    /// Write a value to stdout or to a file (exit 1 if the key is absent)
+    /// Write a value (or with --meta its metadata) to stdout or to a file (exit 1 if the key is absent)
     #[command(after_help = "\
+The value is copied one frame (at most 1 MiB) at a time, so values larger
+than memory stream through. With --meta the entry's metadata is written
+instead of its value (nothing for an entry without metadata).
+
 Example:
-  dfcache get tiles.dfc 12/2210/1343.png -o tile.png")]
+  dfcache get tiles.dfc 12/2210/1343.png -o tile.png
+  dfcache get tiles.dfc 12/2210/1343.png --meta")]
     Get(GetArgs),
 
-    /// Store a value read from a file or from stdin
+    /// Store a value read from a file or from stdin (with --meta: and its metadata)
     #[command(after_help = "\
-SRC is a file; without SRC, or with '-', the value is read from stdin.
+SRC is a file; without SRC, or with '-', the value is read from stdin. Values
+of up to 1 MiB are stored whole (compressed with the key's default dictionary,
+if any); larger ones are streamed in 1 MiB frames in constant memory, so a
+value may be larger than memory. A value that can never fit under the maximum
+size is refused as soon as that is known (before reading, for a file).
+
+Metadata (at most 64 KiB, e.g. JSON describing the value) is given as text
+with --meta or read from a file with --meta-file; 'dfcache get --meta' reads it.
 
 Example:
   dfcache put tiles.dfc 12/2210/1343.png tile.png
-  gzip -dc tile.png.gz | dfcache put tiles.dfc 12/2210/1343.png")]
+  gzip -dc tile.png.gz | dfcache put tiles.dfc 12/2210/1343.png
+  dfcache put tiles.dfc 12/2210/1343.png tile.png --meta '{\"crs\": \"EPSG:3577\"}'")]
     Put(PutArgs),
 
     /// Remove keys (exit 1 if one was absent; the others are still removed)
@@ -214,6 +227,9 @@ pub struct GetArgs {
     /// Write the value to OUT instead of stdout
     #[arg(short = 'o', long = "output", value_name = "OUT")]
     pub out: Option<PathBuf>,
+    /// Write the entry's metadata instead of its value
+    #[arg(long)]
+    pub meta: bool,
 }
 
 /// `put`.
@@ -225,6 +241,12 @@ pub struct PutArgs {
     pub key: String,
     /// Where the value comes from: a file, or '-' (or nothing) for stdin
     pub src: Option<PathBuf>,
+    /// Store TEXT as the entry's metadata (at most 64 KiB)
+    #[arg(long, value_name = "TEXT", conflicts_with = "meta_file")]
+    pub meta: Option<String>,
+    /// Store the bytes of PATH as the entry's metadata (at most 64 KiB)
+    #[arg(long, value_name = "PATH")]
+    pub meta_file: Option<PathBuf>,
 }
 
 /// `rm`.
@@ -364,7 +386,10 @@ Example:
 const LS_HELP: &str = "\
 Keys that are not printable UTF-8 are printed as hex (with --hex, all are).
 Columns of --long: raw bytes, stored bytes, codec, metadata bytes, last use
-(the LRU tick: larger is more recent), insertion time (UTC), key.
+(the LRU tick: larger is more recent), insertion time (UTC), key. The codec
+column says raw or zstd, then +dictN for a value compressed with dictionary N,
+',chunked' for a value stored in 1 MiB frames, and 'absent' for a negative
+entry.
 
 JSON fields (--json, always the long form):
   entries                the entries in key order, each with:

@@ -8,6 +8,7 @@
 //! - `keys`: keys as text or hex; `paths`: keys as file paths;
 //! - `output`: standard output and JSON; `progress`: progress bars;
 //! - `header`: the raw header and commit records (for `info`); `time`: dates;
+//! - `values`: values in and out in constant memory (streaming);
 //! - one module per command: `create`, `info`, `stats`, `ls`, `get`, `put`,
 //!   `rm`, `import`, `export`, `verify`, `compact`, `clear`, `resize`,
 //!   `demo`.
@@ -35,6 +36,7 @@ pub mod rm;
 pub mod size;
 pub mod stats;
 pub mod time;
+pub mod values;
 pub mod verify;
 
 use args::{Cli, Command};
