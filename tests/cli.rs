@@ -326,6 +326,15 @@ fn session() -> TestResult {
         OsStr::new("--force"),
     ]));
 
+    // A group for the read-only checks.
+    ok(dfc(&[
+        OsStr::new("put-group"),
+        p(&cache),
+        OsStr::new("nested"),
+        OsStr::new("nested/notes.md"),
+        OsStr::new("nested/tiles.json"),
+    ]));
+
     #[cfg(unix)]
     read_only_file(tmp.path(), &cache, &files)?;
     Ok(())
@@ -342,6 +351,7 @@ fn read_only_file(tmp: &Path, cache: &Path, files: &BTreeMap<String, Vec<u8>>) -
     let out = tmp.join("ro-out");
     let exported = tmp.join("ro-export");
     let ro_copy = tmp.join("ro-copy.dfc");
+    let ro_recompressed = tmp.join("ro-recompressed.dfc");
     let reads: Vec<Vec<&OsStr>> = vec![
         vec!["info".as_ref(), p(cache)],
         vec!["info".as_ref(), p(cache), "--json".as_ref()],
@@ -368,15 +378,34 @@ fn read_only_file(tmp: &Path, cache: &Path, files: &BTreeMap<String, Vec<u8>>) -
         vec!["verify".as_ref(), p(cache)],
         vec!["compact".as_ref(), p(cache), p(&ro_copy)],
         vec![
+            "compact".as_ref(),
+            p(cache),
+            p(&ro_recompressed),
+            "--recompress".as_ref(),
+        ],
+        vec![
             "get".as_ref(),
             p(cache),
             "hello.txt".as_ref(),
             "--meta".as_ref(),
         ],
+        vec!["dicts".as_ref(), p(cache)],
+        vec!["dicts".as_ref(), p(cache), "--json".as_ref()],
+        vec!["groups".as_ref(), p(cache)],
+        vec!["groups".as_ref(), p(cache), "--json".as_ref()],
+        vec!["group".as_ref(), p(cache), "nested".as_ref()],
+        vec![
+            "group".as_ref(),
+            p(cache),
+            "nested".as_ref(),
+            "--json".as_ref(),
+        ],
     ];
     for args in &reads {
         ok(dfc(args));
     }
+    let members = ok(dfc(&["group".as_ref(), p(cache), OsStr::new("nested")])).text();
+    assert_eq!(members, "nested/notes.md\nnested/tiles.json\n");
     assert!(fs::read(&out)? == files["big.bin"]);
     assert_eq!(tree(&exported).len(), 3);
     let writes: Vec<Vec<&OsStr>> = vec![
@@ -391,6 +420,7 @@ fn read_only_file(tmp: &Path, cache: &Path, files: &BTreeMap<String, Vec<u8>>) -
         ],
         vec!["import".as_ref(), p(cache), p(&exported)],
         vec!["compact".as_ref(), p(cache)],
+        vec!["compact".as_ref(), p(cache), "--recompress".as_ref()],
         vec![
             "create".as_ref(),
             p(cache),
@@ -406,6 +436,9 @@ fn read_only_file(tmp: &Path, cache: &Path, files: &BTreeMap<String, Vec<u8>>) -
             "--meta".as_ref(),
             "m".as_ref(),
         ],
+        vec!["train-dict".as_ref(), p(cache)],
+        vec!["put-group".as_ref(), p(cache), "g".as_ref(), "k".as_ref()],
+        vec!["rm-group".as_ref(), p(cache), "nested".as_ref()],
     ];
     for args in &writes {
         let r = fails(dfc_in(args, b"value"), 2);
@@ -449,6 +482,7 @@ fn files_that_are_not_caches_are_refused_by_every_command() -> TestResult {
             vec!["verify".as_ref(), p(bad)],
             vec!["compact".as_ref(), p(bad)],
             vec!["compact".as_ref(), p(bad), p(&out)],
+            vec!["compact".as_ref(), p(bad), "--recompress".as_ref()],
             vec!["clear".as_ref(), p(bad)],
             vec!["get".as_ref(), p(bad), "k".as_ref(), "--meta".as_ref()],
             vec![
@@ -459,6 +493,12 @@ fn files_that_are_not_caches_are_refused_by_every_command() -> TestResult {
                 "--meta".as_ref(),
                 "m".as_ref(),
             ],
+            vec!["train-dict".as_ref(), p(bad)],
+            vec!["dicts".as_ref(), p(bad)],
+            vec!["groups".as_ref(), p(bad)],
+            vec!["group".as_ref(), p(bad), "g".as_ref()],
+            vec!["put-group".as_ref(), p(bad), "g".as_ref(), "k".as_ref()],
+            vec!["rm-group".as_ref(), p(bad), "g".as_ref()],
             vec![
                 "resize".as_ref(),
                 p(bad),
@@ -557,6 +597,14 @@ fn a_locked_file_exits_3() -> TestResult {
             OsStr::new("4M"),
             OsStr::new("--force"),
         ],
+        vec!["train-dict".as_ref(), p(&cache)],
+        vec![
+            "put-group".as_ref(),
+            p(&cache),
+            OsStr::new("g"),
+            OsStr::new("k"),
+        ],
+        vec!["rm-group".as_ref(), p(&cache), OsStr::new("g")],
     ] {
         let r = fails(dfc_in(&args, b"v"), 3);
         assert!(r.stderr.contains("locked"), "{}", r.stderr);
@@ -567,6 +615,8 @@ fn a_locked_file_exits_3() -> TestResult {
     );
     ok(dfc(&["info".as_ref(), p(&cache)]));
     ok(dfc(&["verify".as_ref(), p(&cache)]));
+    ok(dfc(&["dicts".as_ref(), p(&cache)]));
+    ok(dfc(&["groups".as_ref(), p(&cache)]));
     drop(writer);
     ok(dfc(&["rm".as_ref(), p(&cache), OsStr::new("k")]));
     Ok(())
@@ -1094,8 +1144,26 @@ fn a_killed_compaction_leaves_the_original_intact() -> TestResult {
 #[test]
 fn every_command_has_help_with_an_example() {
     let commands = [
-        "create", "info", "stats", "ls", "get", "put", "rm", "import", "export", "verify",
-        "compact", "clear", "resize", "demo",
+        "create",
+        "info",
+        "stats",
+        "ls",
+        "get",
+        "put",
+        "rm",
+        "import",
+        "export",
+        "verify",
+        "compact",
+        "clear",
+        "resize",
+        "train-dict",
+        "dicts",
+        "groups",
+        "group",
+        "put-group",
+        "rm-group",
+        "demo",
     ];
     let main = ok(dfc(&["--help"])).text();
     for c in commands {

@@ -1,7 +1,9 @@
-//! `dfcache compact FILE [OUT]`: rewrite the cache at its minimum size.
+//! `dfcache compact FILE [OUT] [--recompress]`: rewrite the cache at its
+//! minimum size.
 //!
-//! The copy (`DatasetFileCache::compact_to_with_progress`) is always
-//! written to a
+//! The copy (`DatasetFileCache::compact_to_with_progress`; with
+//! `--recompress`, values re-encoded with the current default dictionary
+//! for their key) is always written to a
 //! temporary file beside its target, synced, then renamed over the target
 //! and the folder synced. A crash at any point leaves the target as it was
 //! (plus, at worst, a stray `.NAME.compact-*` file): the rename is the only
@@ -30,7 +32,9 @@ use super::{open, Global};
 /// the copy fails (the original is untouched then).
 pub fn run(a: &CompactArgs, g: Global) -> CliResult {
     let file = a.file.display().to_string();
-    let opts = CompactOptions::default();
+    let opts = CompactOptions {
+        recompress: a.recompress,
+    };
     let in_place = match &a.out {
         None => true,
         Some(out) => same_path(&a.file, out),
@@ -61,8 +65,9 @@ pub fn run(a: &CompactArgs, g: Global) -> CliResult {
     if !g.quiet {
         let mut o = Out::new();
         o.line(format!(
-            "compacted {file} -> {target}: {} entries, {} -> {} ({} saved)",
+            "compacted {file} -> {target}: {} entries{}, {} -> {} ({} saved)",
             report.entries,
+            if a.recompress { " recompressed" } else { "" },
             human(report.bytes_before),
             human(report.bytes_after),
             human(report.bytes_before.saturating_sub(report.bytes_after))
