@@ -1212,18 +1212,42 @@ fn json_fields_are_documented() -> TestResult {
         );
         ds.read_block(0)?;
         ds.read_block(1)?;
+        for i in 0..50u32 {
+            c.put_with_meta(
+                format!("doc/{i}").as_bytes(),
+                format!(
+                    "{{\"doc\": {i}, \"text\": \"{}\"}}",
+                    "lorem ipsum ".repeat(8)
+                )
+                .as_bytes(),
+                b"{}",
+            )?;
+        }
+        c.put_group(b"docs", [b"doc/1".as_slice(), b"doc/99"])?;
         c.flush()?;
     }
     let readme = fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))?;
     let reference = &readme[readme
         .find("### JSON output")
         .ok_or("README: no JSON section")?..];
-    for cmd in ["info", "stats", "ls"] {
-        let doc = ok(dfc(&[OsStr::new(cmd), p(&cache), OsStr::new("--json")])).json();
+    // train-dict first: dicts then lists a dictionary with its prefixes.
+    let commands: [(&str, &[&str]); 7] = [
+        ("train-dict", &["--prefix", "doc/"]),
+        ("info", &[]),
+        ("stats", &[]),
+        ("ls", &[]),
+        ("dicts", &[]),
+        ("groups", &[]),
+        ("group", &["docs"]),
+    ];
+    for (cmd, extra) in commands {
+        let mut args = vec![OsStr::new(cmd), p(&cache), OsStr::new("--json")];
+        args.extend(extra.iter().map(OsStr::new));
+        let doc = ok(dfc(&args)).json();
         let help = ok(dfc(&[cmd, "--help"])).text();
         let mut fields = Vec::new();
         names(&doc, &mut fields);
-        assert!(fields.len() > 5, "{cmd}: {fields:?}");
+        assert!(fields.len() >= 4, "{cmd}: {fields:?}");
         for f in fields {
             assert!(help.contains(&f), "{cmd} --help documents {f}");
             assert!(
@@ -1259,7 +1283,9 @@ fn readme_shell_blocks() -> TestResult {
     let (sessions, others): (Vec<_>, Vec<_>) = blocks
         .into_iter()
         .partition(|b| b.lines().any(|l| l.starts_with("dfcache ")));
-    assert_eq!(sessions.len(), 1, "one CLI session in the README");
+    // The CLI sessions: the tour, then the sibling features; each is run
+    // below and checked by what it must print.
+    assert_eq!(sessions.len(), 2, "two CLI sessions in the README");
     // The other shell blocks are the set-up commands (the demo runs in
     // `demo_runs`, the test suite is this) and the fuzzing commands, which
     // need cargo-fuzz; a new block must be added here with its test.
@@ -1306,6 +1332,29 @@ fn readme_shell_blocks() -> TestResult {
     let restored: PathBuf = tmp.path().join("restored");
     assert_eq!(tree(&restored), tree(&tmp.path().join("tiles")));
 
+    let (tmp, text) = run_session(&sessions[1])?;
+    assert!(text.contains("dictionary 1: "), "train-dict: {text}");
+    let new_doc = text
+        .lines()
+        .find(|l| l.ends_with(" 301.json"))
+        .ok_or("ls listed 301.json")?;
+    assert!(new_doc.contains("zstd+dict1"), "{new_doc}");
+    assert!(text.contains("301 entries recompressed"), "{text}");
+    assert!(
+        text.contains("{\"source\": \"docs/1.json\"}"),
+        "get --meta: {text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["11", "tens"]),
+        "groups: {text}"
+    );
+    assert!(text.contains("\"cached\": true"), "group --json: {text}");
+    let docs = DatasetFileCache::open(tmp.path().join("docs.dfc"), true)?;
+    let old = docs.entry_info(b"150.json")?.ok_or("150.json cached")?;
+    assert_eq!(old.dictionary, 1, "compact --recompress re-encoded it");
+    let scene = docs.entry_info(b"scene")?.ok_or("scene cached")?;
+    assert!(scene.chunked && scene.raw_len == 100_000_000);
     Ok(())
 }
 
