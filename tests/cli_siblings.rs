@@ -504,6 +504,26 @@ fn groups_list_and_show_members() -> TestResult {
         OsStr::new("--hex"),
     ]));
     assert_eq!(r.text(), "31322f32\n");
+    // Keys on stdin are bytes: a line that is not UTF-8 is a key as it is.
+    ok(dfc_in(
+        &[OsStr::new("put-group"), p(&cache), OsStr::new("binary")],
+        b"12/2\n\xff\xfe\n",
+    ));
+    let r = ok(dfc(&[OsStr::new("group"), p(&cache), OsStr::new("binary")]));
+    assert_eq!(r.text(), "12/2\nfffe\n");
+    let r = fails(
+        dfc_in(
+            &[
+                OsStr::new("put-group"),
+                p(&cache),
+                OsStr::new("68"),
+                OsStr::new("--hex"),
+            ],
+            b"zz\n",
+        ),
+        2,
+    );
+    assert!(r.stderr.contains("not a hex key"), "{}", r.stderr);
     let j = ok(dfc(&[
         OsStr::new("groups"),
         p(&cache),

@@ -189,8 +189,9 @@ Example:
     #[command(after_help = "\
 A group lists keys; it does not own entries: its members need not be cached,
 and evicting or removing an entry leaves the group as it is. Without KEY
-arguments the keys are read from stdin, one per line (empty lines are
-skipped), so a listing can become a group. Group names are 1 to 256 bytes.
+arguments the keys are read from stdin, one per line: each line is a key's
+bytes (with --hex, its hex); empty lines are skipped. So a listing can become
+a group. Group names are 1 to 256 bytes.
 
 Example:
   dfcache put-group tiles.dfc z12 12/2210/1343.png 12/2210/1344.png

@@ -195,7 +195,8 @@ pub fn put(a: &PutGroupArgs, g: Global) -> CliResult {
         if io::stdin().is_terminal() && !g.quiet {
             eprintln!("dfcache: reading keys from standard input, one per line (end with Ctrl-D)");
         }
-        for line in io::stdin().lock().lines() {
+        // Lines as bytes: keys need not be UTF-8 (with --hex, they are hex).
+        for line in io::stdin().lock().split(b'\n') {
             let line = line.map_err(|e| {
                 CliError::io(
                     &e,
@@ -203,9 +204,14 @@ pub fn put(a: &PutGroupArgs, g: Global) -> CliResult {
                     std::path::Path::new("standard input"),
                 )
             })?;
-            if !line.is_empty() {
-                keys.push(parse_key(&line, g.hex)?);
+            if line.is_empty() {
+                continue;
             }
+            keys.push(if g.hex {
+                parse_key(&String::from_utf8_lossy(&line), true)?
+            } else {
+                line
+            });
         }
     }
     for k in &keys {

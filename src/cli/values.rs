@@ -61,7 +61,10 @@ impl<R: Read, F: FnMut(u64)> Read for Watched<R, F> {
 /// bars). Returns the value's length.
 ///
 /// A streamed value gets its metadata with `set_meta` right after it is
-/// stored (before the next flush, so both are durable together).
+/// stored: the library has no streamed put with metadata. Both become
+/// durable at the caller's flush, unless the cache commits on its own in
+/// between (to make room), when a crash there could keep the value without
+/// its metadata.
 ///
 /// # Errors
 /// [`PutFailed::Input`] when reading `src` fails (nothing is stored);
