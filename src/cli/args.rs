@@ -40,7 +40,7 @@ pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
-    /// Take and print keys (and prefixes) as hex, for binary keys
+    /// Take and print keys, prefixes and group names as hex, for binary keys
     #[arg(long, global = true)]
     pub hex: bool,
     /// No progress bars and no summary lines (errors and notes still go to stderr)
