@@ -1,106 +1,18 @@
 //! The `dfcache` command line, run as a user would: the built binary on
 //! real files, checked by exit code, stdout, stderr and the files it leaves.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, SystemTime};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
+use common::*;
 use dfcache::{CachedDataset, Dataset, DatasetFileCache, DatasetId, Flushable};
 use serde_json::Value as Json;
-
-const BIN: &str = env!("CARGO_BIN_EXE_dfcache");
-
-type TestResult = Result<(), Box<dyn std::error::Error>>;
-
-/// What a run of the binary did.
-struct Run {
-    code: i32,
-    stdout: Vec<u8>,
-    stderr: String,
-}
-
-impl Run {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.stdout).into_owned()
-    }
-
-    fn json(&self) -> Json {
-        serde_json::from_slice(&self.stdout)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
-    }
-}
-
-fn finish(out: Output) -> Run {
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: out.stdout,
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-/// Runs `dfcache ARGS` with no input.
-fn dfc<S: AsRef<OsStr>>(args: &[S]) -> Run {
-    dfc_in(args, b"")
-}
-
-/// Runs `dfcache ARGS` with `input` on stdin.
-fn dfc_in<S: AsRef<OsStr>>(args: &[S], input: &[u8]) -> Run {
-    let mut child = Command::new(BIN)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the dfcache binary runs");
-    let mut stdin = child.stdin.take().expect("stdin is piped");
-    let input = input.to_vec();
-    // Written from a thread: the child may stop reading (or never start).
-    let writer = std::thread::spawn(move || {
-        let _ = stdin.write_all(&input);
-    });
-    let out = child.wait_with_output().expect("dfcache finishes");
-    let _ = writer.join();
-    finish(out)
-}
-
-/// Asserts a successful run.
-#[track_caller]
-fn ok(r: Run) -> Run {
-    assert_eq!(r.code, 0, "stderr: {}\nstdout: {}", r.stderr, r.text());
-    r
-}
-
-/// Asserts a failure with exit `code` and a one-line `dfcache: ...` error.
-#[track_caller]
-fn fails(r: Run, code: i32) -> Run {
-    assert_eq!(r.code, code, "stderr: {}\nstdout: {}", r.stderr, r.text());
-    let lines: Vec<&str> = r.stderr.lines().collect();
-    assert_eq!(lines.len(), 1, "one error line, got: {:?}", r.stderr);
-    assert!(lines[0].starts_with("dfcache: "), "{}", r.stderr);
-    assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
-    r
-}
-
-fn p(path: &Path) -> &OsStr {
-    path.as_os_str()
-}
-
-/// Deterministic incompressible bytes.
-fn noise(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
 
 /// Every regular file under `dir`: relative '/'-separated path -> bytes.
 fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
@@ -144,14 +56,6 @@ fn mixed_folder(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     expected
 }
 
-/// The file's bytes and modification time.
-fn snapshot(path: &Path) -> (Vec<u8>, SystemTime) {
-    (
-        fs::read(path).unwrap(),
-        fs::metadata(path).unwrap().modified().unwrap(),
-    )
-}
-
 /// A dataset of `n` blocks, 0..n; blocks past `n` do not exist.
 struct Blocks {
     id: DatasetId,
@@ -165,12 +69,6 @@ impl Dataset for Blocks {
     fn read_block(&self, index: u64) -> dfcache::Result<Option<Vec<u8>>> {
         Ok((index < self.n).then(|| vec![index as u8; 3000]))
     }
-}
-
-#[cfg(unix)]
-fn set_mode(path: &Path, mode: u32) {
-    use std::os::unix::fs::PermissionsExt;
-    fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
 }
 
 /// Create, import, look, export, remove, verify, compact, then the file
@@ -428,6 +326,15 @@ fn session() -> TestResult {
         OsStr::new("--force"),
     ]));
 
+    // A group for the read-only checks.
+    ok(dfc(&[
+        OsStr::new("put-group"),
+        p(&cache),
+        OsStr::new("nested"),
+        OsStr::new("nested/notes.md"),
+        OsStr::new("nested/tiles.json"),
+    ]));
+
     #[cfg(unix)]
     read_only_file(tmp.path(), &cache, &files)?;
     Ok(())
@@ -444,6 +351,7 @@ fn read_only_file(tmp: &Path, cache: &Path, files: &BTreeMap<String, Vec<u8>>) -
     let out = tmp.join("ro-out");
     let exported = tmp.join("ro-export");
     let ro_copy = tmp.join("ro-copy.dfc");
+    let ro_recompressed = tmp.join("ro-recompressed.dfc");
     let reads: Vec<Vec<&OsStr>> = vec![
         vec!["info".as_ref(), p(cache)],
         vec!["info".as_ref(), p(cache), "--json".as_ref()],
@@ -469,10 +377,35 @@ fn read_only_file(tmp: &Path, cache: &Path, files: &BTreeMap<String, Vec<u8>>) -
         ],
         vec!["verify".as_ref(), p(cache)],
         vec!["compact".as_ref(), p(cache), p(&ro_copy)],
+        vec![
+            "compact".as_ref(),
+            p(cache),
+            p(&ro_recompressed),
+            "--recompress".as_ref(),
+        ],
+        vec![
+            "get".as_ref(),
+            p(cache),
+            "hello.txt".as_ref(),
+            "--meta".as_ref(),
+        ],
+        vec!["dicts".as_ref(), p(cache)],
+        vec!["dicts".as_ref(), p(cache), "--json".as_ref()],
+        vec!["groups".as_ref(), p(cache)],
+        vec!["groups".as_ref(), p(cache), "--json".as_ref()],
+        vec!["group".as_ref(), p(cache), "nested".as_ref()],
+        vec![
+            "group".as_ref(),
+            p(cache),
+            "nested".as_ref(),
+            "--json".as_ref(),
+        ],
     ];
     for args in &reads {
         ok(dfc(args));
     }
+    let members = ok(dfc(&["group".as_ref(), p(cache), OsStr::new("nested")])).text();
+    assert_eq!(members, "nested/notes.md\nnested/tiles.json\n");
     assert!(fs::read(&out)? == files["big.bin"]);
     assert_eq!(tree(&exported).len(), 3);
     let writes: Vec<Vec<&OsStr>> = vec![
@@ -487,6 +420,7 @@ fn read_only_file(tmp: &Path, cache: &Path, files: &BTreeMap<String, Vec<u8>>) -
         ],
         vec!["import".as_ref(), p(cache), p(&exported)],
         vec!["compact".as_ref(), p(cache)],
+        vec!["compact".as_ref(), p(cache), "--recompress".as_ref()],
         vec![
             "create".as_ref(),
             p(cache),
@@ -494,6 +428,17 @@ fn read_only_file(tmp: &Path, cache: &Path, files: &BTreeMap<String, Vec<u8>>) -
             "2M".as_ref(),
             "--force".as_ref(),
         ],
+        vec![
+            "put".as_ref(),
+            p(cache),
+            "k".as_ref(),
+            "-".as_ref(),
+            "--meta".as_ref(),
+            "m".as_ref(),
+        ],
+        vec!["train-dict".as_ref(), p(cache)],
+        vec!["put-group".as_ref(), p(cache), "g".as_ref(), "k".as_ref()],
+        vec!["rm-group".as_ref(), p(cache), "nested".as_ref()],
     ];
     for args in &writes {
         let r = fails(dfc_in(args, b"value"), 2);
@@ -537,7 +482,23 @@ fn files_that_are_not_caches_are_refused_by_every_command() -> TestResult {
             vec!["verify".as_ref(), p(bad)],
             vec!["compact".as_ref(), p(bad)],
             vec!["compact".as_ref(), p(bad), p(&out)],
+            vec!["compact".as_ref(), p(bad), "--recompress".as_ref()],
             vec!["clear".as_ref(), p(bad)],
+            vec!["get".as_ref(), p(bad), "k".as_ref(), "--meta".as_ref()],
+            vec![
+                "put".as_ref(),
+                p(bad),
+                "k".as_ref(),
+                p(&value),
+                "--meta".as_ref(),
+                "m".as_ref(),
+            ],
+            vec!["train-dict".as_ref(), p(bad)],
+            vec!["dicts".as_ref(), p(bad)],
+            vec!["groups".as_ref(), p(bad)],
+            vec!["group".as_ref(), p(bad), "g".as_ref()],
+            vec!["put-group".as_ref(), p(bad), "g".as_ref(), "k".as_ref()],
+            vec!["rm-group".as_ref(), p(bad), "g".as_ref()],
             vec![
                 "resize".as_ref(),
                 p(bad),
@@ -636,6 +597,14 @@ fn a_locked_file_exits_3() -> TestResult {
             OsStr::new("4M"),
             OsStr::new("--force"),
         ],
+        vec!["train-dict".as_ref(), p(&cache)],
+        vec![
+            "put-group".as_ref(),
+            p(&cache),
+            OsStr::new("g"),
+            OsStr::new("k"),
+        ],
+        vec!["rm-group".as_ref(), p(&cache), OsStr::new("g")],
     ] {
         let r = fails(dfc_in(&args, b"v"), 3);
         assert!(r.stderr.contains("locked"), "{}", r.stderr);
@@ -646,6 +615,8 @@ fn a_locked_file_exits_3() -> TestResult {
     );
     ok(dfc(&["info".as_ref(), p(&cache)]));
     ok(dfc(&["verify".as_ref(), p(&cache)]));
+    ok(dfc(&["dicts".as_ref(), p(&cache)]));
+    ok(dfc(&["groups".as_ref(), p(&cache)]));
     drop(writer);
     ok(dfc(&["rm".as_ref(), p(&cache), OsStr::new("k")]));
     Ok(())
@@ -1173,8 +1144,26 @@ fn a_killed_compaction_leaves_the_original_intact() -> TestResult {
 #[test]
 fn every_command_has_help_with_an_example() {
     let commands = [
-        "create", "info", "stats", "ls", "get", "put", "rm", "import", "export", "verify",
-        "compact", "clear", "resize", "demo",
+        "create",
+        "info",
+        "stats",
+        "ls",
+        "get",
+        "put",
+        "rm",
+        "import",
+        "export",
+        "verify",
+        "compact",
+        "clear",
+        "resize",
+        "train-dict",
+        "dicts",
+        "groups",
+        "group",
+        "put-group",
+        "rm-group",
+        "demo",
     ];
     let main = ok(dfc(&["--help"])).text();
     for c in commands {
@@ -1223,18 +1212,42 @@ fn json_fields_are_documented() -> TestResult {
         );
         ds.read_block(0)?;
         ds.read_block(1)?;
+        for i in 0..50u32 {
+            c.put_with_meta(
+                format!("doc/{i}").as_bytes(),
+                format!(
+                    "{{\"doc\": {i}, \"text\": \"{}\"}}",
+                    "lorem ipsum ".repeat(8)
+                )
+                .as_bytes(),
+                b"{}",
+            )?;
+        }
+        c.put_group(b"docs", [b"doc/1".as_slice(), b"doc/99"])?;
         c.flush()?;
     }
     let readme = fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))?;
     let reference = &readme[readme
         .find("### JSON output")
         .ok_or("README: no JSON section")?..];
-    for cmd in ["info", "stats", "ls"] {
-        let doc = ok(dfc(&[OsStr::new(cmd), p(&cache), OsStr::new("--json")])).json();
+    // train-dict first: dicts then lists a dictionary with its prefixes.
+    let commands: [(&str, &[&str]); 7] = [
+        ("train-dict", &["--prefix", "doc/"]),
+        ("info", &[]),
+        ("stats", &[]),
+        ("ls", &[]),
+        ("dicts", &[]),
+        ("groups", &[]),
+        ("group", &["docs"]),
+    ];
+    for (cmd, extra) in commands {
+        let mut args = vec![OsStr::new(cmd), p(&cache), OsStr::new("--json")];
+        args.extend(extra.iter().map(OsStr::new));
+        let doc = ok(dfc(&args)).json();
         let help = ok(dfc(&[cmd, "--help"])).text();
         let mut fields = Vec::new();
         names(&doc, &mut fields);
-        assert!(fields.len() > 5, "{cmd}: {fields:?}");
+        assert!(fields.len() >= 4, "{cmd}: {fields:?}");
         for f in fields {
             assert!(help.contains(&f), "{cmd} --help documents {f}");
             assert!(
@@ -1270,7 +1283,9 @@ fn readme_shell_blocks() -> TestResult {
     let (sessions, others): (Vec<_>, Vec<_>) = blocks
         .into_iter()
         .partition(|b| b.lines().any(|l| l.starts_with("dfcache ")));
-    assert_eq!(sessions.len(), 1, "one CLI session in the README");
+    // The CLI sessions: the tour, then the sibling features; each is run
+    // below and checked by what it must print.
+    assert_eq!(sessions.len(), 2, "two CLI sessions in the README");
     // The other shell blocks are the set-up commands (the demo runs in
     // `demo_runs`, the test suite is this) and the fuzzing commands, which
     // need cargo-fuzz; a new block must be added here with its test.
@@ -1279,27 +1294,34 @@ fn readme_shell_blocks() -> TestResult {
     assert!(others[0].contains("cargo test --release"));
     assert!(others[1].contains("cargo fuzz run"));
 
-    let tmp = tempfile::tempdir()?;
-    let bin_dir = Path::new(BIN).parent().ok_or("binary path")?;
-    let path = std::env::join_paths(std::iter::once(bin_dir.to_path_buf()).chain(
-        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
-    ))?;
-    let out = Command::new("sh")
-        .arg("-ec")
-        .arg(&sessions[0])
-        .current_dir(tmp.path())
-        .env("PATH", path)
-        .stdin(Stdio::null())
-        .output()?;
-    let r = finish(out);
-    assert_eq!(
-        r.code,
-        0,
-        "the README session failed:\n{}\n{}",
-        r.text(),
-        r.stderr
-    );
-    let text = r.text();
+    // Each session in an empty folder of its own, with the built dfcache
+    // first on PATH.
+    let run_session =
+        |session: &str| -> Result<(tempfile::TempDir, String), Box<dyn std::error::Error>> {
+            let tmp = tempfile::tempdir()?;
+            let bin_dir = Path::new(BIN).parent().ok_or("binary path")?;
+            let path = std::env::join_paths(std::iter::once(bin_dir.to_path_buf()).chain(
+                std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
+            ))?;
+            let out = Command::new("sh")
+                .arg("-ec")
+                .arg(session)
+                .current_dir(tmp.path())
+                .env("PATH", path)
+                .stdin(Stdio::null())
+                .output()?;
+            let r = finish(out);
+            assert_eq!(
+                r.code,
+                0,
+                "the README session failed:\n{}\n{}",
+                r.text(),
+                r.stderr
+            );
+            Ok((tmp, r.text()))
+        };
+
+    let (tmp, text) = run_session(&sessions[0])?;
     assert!(
         text.contains("elevation 1343"),
         "get printed the value: {text}"
@@ -1309,6 +1331,30 @@ fn readme_shell_blocks() -> TestResult {
     assert!(text.contains("ok"), "{text}");
     let restored: PathBuf = tmp.path().join("restored");
     assert_eq!(tree(&restored), tree(&tmp.path().join("tiles")));
+
+    let (tmp, text) = run_session(&sessions[1])?;
+    assert!(text.contains("dictionary 1: "), "train-dict: {text}");
+    let new_doc = text
+        .lines()
+        .find(|l| l.ends_with(" 301.json"))
+        .ok_or("ls listed 301.json")?;
+    assert!(new_doc.contains("zstd+dict1"), "{new_doc}");
+    assert!(text.contains("301 entries recompressed"), "{text}");
+    assert!(
+        text.contains("{\"source\": \"docs/1.json\"}"),
+        "get --meta: {text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["11", "tens"]),
+        "groups: {text}"
+    );
+    assert!(text.contains("\"cached\": true"), "group --json: {text}");
+    let docs = DatasetFileCache::open(tmp.path().join("docs.dfc"), true)?;
+    let old = docs.entry_info(b"150.json")?.ok_or("150.json cached")?;
+    assert_eq!(old.dictionary, 1, "compact --recompress re-encoded it");
+    let scene = docs.entry_info(b"scene")?.ok_or("scene cached")?;
+    assert!(scene.chunked && scene.raw_len == 100_000_000);
     Ok(())
 }
 

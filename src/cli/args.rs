@@ -6,17 +6,19 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use super::size::parse_max_size;
+use super::size::{parse_dict_size, parse_max_size};
 
 /// Shown after `dfcache --help`.
 const MAIN_AFTER_HELP: &str = "\
-Keys are UTF-8 text; with --hex every key and prefix is given and printed as hex.
+Keys are UTF-8 text; with --hex every key, prefix and group name is given and
+printed as hex.
 SIZE is bytes or a number with K, M, G, T (powers of 1024); 0 means unlimited.
 
 Exit codes:
   0  success
-  1  a key was not found, or problems were found (verify, damaged data,
-     keys or names that cannot be exported or imported)
+  1  a key or group was not found, or problems were found (verify, damaged
+     data, keys or names that cannot be exported or imported, too few
+     samples for train-dict)
   2  usage error, or the file cannot be opened (missing, not a dfcache file,
      unsupported version, damaged header, no permission)
   3  the cache is locked by another writer
@@ -38,7 +40,7 @@ pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
-    /// Take and print keys (and prefixes) as hex, for binary keys
+    /// Take and print keys, prefixes and group names as hex, for binary keys
     #[arg(long, global = true)]
     pub hex: bool,
     /// No progress bars and no summary lines (errors and notes still go to stderr)
@@ -70,19 +72,32 @@ Example:
     #[command(after_help = LS_HELP)]
     Ls(LsArgs),
 
-    /// Write a value to stdout or to a file (exit 1 if the key is absent)
+    /// Write a value (or with --meta its metadata) to stdout or to a file (exit 1 if the key is absent)
     #[command(after_help = "\
+The value is copied one frame (at most 1 MiB) at a time, so values larger
+than memory stream through. With --meta the entry's metadata is written
+instead of its value (nothing for an entry without metadata).
+
 Example:
-  dfcache get tiles.dfc 12/2210/1343.png -o tile.png")]
+  dfcache get tiles.dfc 12/2210/1343.png -o tile.png
+  dfcache get tiles.dfc 12/2210/1343.png --meta")]
     Get(GetArgs),
 
-    /// Store a value read from a file or from stdin
+    /// Store a value read from a file or from stdin (with --meta: and its metadata)
     #[command(after_help = "\
-SRC is a file; without SRC, or with '-', the value is read from stdin.
+SRC is a file; without SRC, or with '-', the value is read from stdin. Values
+of up to 1 MiB are stored whole (compressed with the key's default dictionary,
+if any); larger ones are streamed in 1 MiB frames in constant memory, so a
+value may be larger than memory. A value that can never fit under the maximum
+size is refused as soon as that is known (before reading, for a file).
+
+Metadata (at most 64 KiB, e.g. JSON describing the value) is given as text
+with --meta or read from a file with --meta-file; 'dfcache get --meta' reads it.
 
 Example:
   dfcache put tiles.dfc 12/2210/1343.png tile.png
-  gzip -dc tile.png.gz | dfcache put tiles.dfc 12/2210/1343.png")]
+  gzip -dc tile.png.gz | dfcache put tiles.dfc 12/2210/1343.png
+  dfcache put tiles.dfc 12/2210/1343.png tile.png --meta '{\"crs\": \"EPSG:3577\"}'")]
     Put(PutArgs),
 
     /// Remove keys (exit 1 if one was absent; the others are still removed)
@@ -132,8 +147,14 @@ over it, so a crash leaves the original intact (at worst a stray
 '.NAME.compact-*' file). An existing OUT is only replaced with --force, and
 never if it is not a dfcache file.
 
+Stored bytes are copied as they are. With --recompress every value of up to
+1 MiB is decoded and compressed again with the current default dictionary for
+its key (see train-dict), so values stored before the dictionary shrink too;
+larger values are stored in 1 MiB frames and are copied as they are.
+
 Example:
-  dfcache compact tiles.dfc")]
+  dfcache compact tiles.dfc
+  dfcache train-dict tiles.dfc && dfcache compact tiles.dfc --recompress")]
     Compact(CompactArgs),
 
     /// Remove every entry and shrink the file (the maximum size and age stay)
@@ -147,6 +168,41 @@ Example:
 Example:
   dfcache resize tiles.dfc --max-size 1G")]
     Resize(ResizeArgs),
+
+    /// Train a compression dictionary on values in the cache and make it the default for new values
+    #[command(after_help = TRAIN_DICT_HELP)]
+    TrainDict(TrainDictArgs),
+
+    /// List the compression dictionaries: id, size, values using it, key prefixes it is the default for
+    #[command(after_help = DICTS_HELP)]
+    Dicts(DictsArgs),
+
+    /// List the groups (named lists of keys) with their member counts
+    #[command(after_help = GROUPS_HELP)]
+    Groups(GroupsArgs),
+
+    /// List the member keys of a group, in order (exit 1 if there is no such group)
+    #[command(after_help = GROUP_HELP)]
+    Group(GroupArgs),
+
+    /// Create or replace a group: a named list of keys, given as arguments or one per line on stdin
+    #[command(after_help = "\
+A group lists keys; it does not own entries: its members need not be cached,
+and evicting or removing an entry leaves the group as it is. Without KEY
+arguments the keys are read from stdin, one per line: each line is a key's
+bytes (with --hex, its hex); empty lines are skipped. So a listing can become
+a group. Group names are 1 to 256 bytes.
+
+Example:
+  dfcache put-group tiles.dfc z12 12/2210/1343.png 12/2210/1344.png
+  dfcache ls tiles.dfc --prefix 12/ | dfcache put-group tiles.dfc z12")]
+    PutGroup(PutGroupArgs),
+
+    /// Remove a group (not its members' entries; exit 1 if there is no such group)
+    #[command(after_help = "\
+Example:
+  dfcache rm-group tiles.dfc z12")]
+    RmGroup(RmGroupArgs),
 
     /// Run the read-through demo on an embedded default (no server, no setup)
     #[command(after_help = "\
@@ -214,6 +270,9 @@ pub struct GetArgs {
     /// Write the value to OUT instead of stdout
     #[arg(short = 'o', long = "output", value_name = "OUT")]
     pub out: Option<PathBuf>,
+    /// Write the entry's metadata instead of its value
+    #[arg(long)]
+    pub meta: bool,
 }
 
 /// `put`.
@@ -225,6 +284,12 @@ pub struct PutArgs {
     pub key: String,
     /// Where the value comes from: a file, or '-' (or nothing) for stdin
     pub src: Option<PathBuf>,
+    /// Store TEXT as the entry's metadata (at most 64 KiB)
+    #[arg(long, value_name = "TEXT", conflicts_with = "meta_file")]
+    pub meta: Option<String>,
+    /// Store the bytes of PATH as the entry's metadata (at most 64 KiB)
+    #[arg(long, value_name = "PATH")]
+    pub meta_file: Option<PathBuf>,
 }
 
 /// `rm`.
@@ -275,6 +340,83 @@ pub struct CompactArgs {
     /// Replace an existing OUT (only if it is a dfcache file)
     #[arg(long)]
     pub force: bool,
+    /// Re-encode values with the current default dictionary for their key
+    #[arg(long)]
+    pub recompress: bool,
+}
+
+/// `train-dict`.
+#[derive(Args, Debug)]
+pub struct TrainDictArgs {
+    /// The cache file
+    pub file: PathBuf,
+    /// Largest dictionary size: bytes, or 8K, 64K, 1M (256 bytes to 1 MiB)
+    #[arg(long, value_name = "SIZE", default_value = "8K", value_parser = parse_dict_size)]
+    pub size: usize,
+    /// Sample only keys starting with P, and make the dictionary the default for them only
+    #[arg(long, value_name = "P")]
+    pub prefix: Option<String>,
+    /// Print one JSON document (fields below)
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `dicts`.
+#[derive(Args, Debug)]
+pub struct DictsArgs {
+    /// The cache file
+    pub file: PathBuf,
+    /// Print one JSON document (fields below)
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `groups`.
+#[derive(Args, Debug)]
+pub struct GroupsArgs {
+    /// The cache file
+    pub file: PathBuf,
+    /// Only groups whose names start with P
+    #[arg(long, value_name = "P")]
+    pub prefix: Option<String>,
+    /// Print one JSON document (fields below)
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `group`.
+#[derive(Args, Debug)]
+pub struct GroupArgs {
+    /// The cache file
+    pub file: PathBuf,
+    /// The group's name
+    pub name: String,
+    /// List only the members that are not cached
+    #[arg(long, conflicts_with = "json")]
+    pub missing: bool,
+    /// Print one JSON document (fields below)
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `put-group`.
+#[derive(Args, Debug)]
+pub struct PutGroupArgs {
+    /// The cache file
+    pub file: PathBuf,
+    /// The group's name (1 to 256 bytes)
+    pub name: String,
+    /// The member keys, in order; without any, one per line from stdin
+    pub keys: Vec<String>,
+}
+
+/// `rm-group`.
+#[derive(Args, Debug)]
+pub struct RmGroupArgs {
+    /// The cache file
+    pub file: PathBuf,
+    /// The group's name
+    pub name: String,
 }
 
 /// `clear`.
@@ -364,7 +506,10 @@ Example:
 const LS_HELP: &str = "\
 Keys that are not printable UTF-8 are printed as hex (with --hex, all are).
 Columns of --long: raw bytes, stored bytes, codec, metadata bytes, last use
-(the LRU tick: larger is more recent), insertion time (UTC), key.
+(the LRU tick: larger is more recent), insertion time (UTC), key. The codec
+column says raw or zstd, then +dictN for a value compressed with dictionary N
+(see dicts), ',chunked' for a value stored in 1 MiB frames, and 'absent' for
+a negative entry.
 
 JSON fields (--json, always the long form):
   entries                the entries in key order, each with:
@@ -383,3 +528,81 @@ JSON fields (--json, always the long form):
 
 Example:
   dfcache ls tiles.dfc --prefix 12/ --long";
+
+/// `train-dict --help`: samples, exit codes and the JSON fields.
+const TRAIN_DICT_HELP: &str = "\
+Samples are values already in the cache (under P with --prefix): up to 1000
+values of 1 byte to 1 MiB (larger values are skipped; they are stored in
+frames that do not use dictionaries), spread evenly over the keys, at most
+32 MiB in all. Reading them does not count as a use. The dictionary is
+stored in the file and becomes the default for new values (for keys starting
+with P with --prefix); values already stored keep theirs until
+'dfcache compact --recompress'.
+
+Exit 1 when there are too few samples: fewer than 8 values to sample, less
+than 1 KiB of them in all, or values zstd cannot train on (give it dozens of
+representative values).
+
+JSON fields (--json):
+  file                   the path as given
+  id                     the new dictionary's id (values record it; ls shows it)
+  size                   its size in bytes (at most --size)
+  samples                values it was trained on
+  sample_bytes           their total length
+  candidates             values that could be sampled (1 byte to 1 MiB)
+  prefix                 the key prefix it is the default for, as UTF-8 text
+                         (\"\" = all keys; null if not UTF-8)
+  prefix_hex             the same prefix in hex
+
+Example:
+  dfcache train-dict tiles.dfc --size 16K --prefix 12/";
+
+/// `dicts --help`: the JSON fields.
+const DICTS_HELP: &str = "\
+Columns: id, size, values compressed with it, key prefixes it is the default
+for ('*' for all keys; '-' when it is the default for none).
+
+JSON fields (--json):
+  dictionaries           the dictionaries in id order, each with:
+    id                     its id (values record it; 0 means none)
+    size                   its size in bytes
+    values                 entries whose value is compressed with it
+    default_for            the key prefixes it is the default for, each with:
+      prefix                 the prefix as UTF-8 text (\"\" = all keys; null if not UTF-8)
+      prefix_hex             the prefix in hex
+
+Example:
+  dfcache dicts tiles.dfc --json";
+
+/// `groups --help`: the JSON fields.
+const GROUPS_HELP: &str = "\
+One line per group, in name order: the member count, then the name (names
+that are not printable UTF-8 are printed as hex; with --hex, all are).
+
+JSON fields (--json):
+  groups                 the groups in name order, each with:
+    name                   the name as UTF-8 text (null if not UTF-8)
+    name_hex               the name in hex
+    members                how many keys it lists
+
+Example:
+  dfcache groups tiles.dfc --prefix albers/";
+
+/// `group --help`: the JSON fields.
+const GROUP_HELP: &str = "\
+One member key per line, in group order. Members need not be cached: a group
+keeps listing keys that were evicted or removed; a note on stderr says how
+many are not cached, and --missing lists just those.
+
+JSON fields (--json):
+  name                   the group name as UTF-8 text (null if not UTF-8)
+  name_hex               the name in hex
+  members                how many keys it lists
+  missing                how many of them are not cached
+  keys                   the members in group order, each with:
+    key                    the key as UTF-8 text (null if not UTF-8)
+    key_hex                the key in hex
+    cached                 whether the cache holds an entry for it
+
+Example:
+  dfcache group tiles.dfc albers/10_12 --json";

@@ -1,6 +1,9 @@
-//! `dfcache compact FILE [OUT]`: rewrite the cache at its minimum size.
+//! `dfcache compact FILE [OUT] [--recompress]`: rewrite the cache at its
+//! minimum size.
 //!
-//! The copy (`DatasetFileCache::compact_to`) is always written to a
+//! The copy (`DatasetFileCache::compact_to_with_progress`; with
+//! `--recompress`, values re-encoded with the current default dictionary
+//! for their key) is always written to a
 //! temporary file beside its target, synced, then renamed over the target
 //! and the folder synced. A crash at any point leaves the target as it was
 //! (plus, at worst, a stray `.NAME.compact-*` file): the rename is the only
@@ -11,15 +14,13 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
-use dfcache::{CompactReport, DatasetFileCache};
+use dfcache::{CompactOptions, CompactReport, DatasetFileCache};
 
 use super::args::CompactArgs;
 use super::error::{CliError, CliResult, Exit};
 use super::output::Out;
-use super::progress::{self, Progress};
+use super::progress::Progress;
 use super::size::human;
 use super::{open, Global};
 
@@ -31,6 +32,9 @@ use super::{open, Global};
 /// the copy fails (the original is untouched then).
 pub fn run(a: &CompactArgs, g: Global) -> CliResult {
     let file = a.file.display().to_string();
+    let opts = CompactOptions {
+        recompress: a.recompress,
+    };
     let in_place = match &a.out {
         None => true,
         Some(out) => same_path(&a.file, out),
@@ -45,7 +49,7 @@ pub fn run(a: &CompactArgs, g: Global) -> CliResult {
             e.message = e.message.replace(&target.display().to_string(), &file);
             e
         })?;
-        let r = compact_into(&cache, &target, None, g)?;
+        let r = compact_into(&cache, &target, None, opts, g)?;
         (r, file.clone())
     } else {
         let out = a.out.as_deref().unwrap_or(&a.file);
@@ -55,14 +59,15 @@ pub fn run(a: &CompactArgs, g: Global) -> CliResult {
         let perms = fs::metadata(&a.file)
             .ok()
             .map(|m| writable(m.permissions()));
-        let r = compact_into(&cache, out, perms, g)?;
+        let r = compact_into(&cache, out, perms, opts, g)?;
         (r, out.display().to_string())
     };
     if !g.quiet {
         let mut o = Out::new();
         o.line(format!(
-            "compacted {file} -> {target}: {} entries, {} -> {} ({} saved)",
+            "compacted {file} -> {target}: {} entries{}, {} -> {} ({} saved)",
             report.entries,
+            if a.recompress { " recompressed" } else { "" },
             human(report.bytes_before),
             human(report.bytes_after),
             human(report.bytes_before.saturating_sub(report.bytes_after))
@@ -123,6 +128,7 @@ fn compact_into(
     cache: &DatasetFileCache,
     target: &Path,
     perms: Option<fs::Permissions>,
+    opts: CompactOptions,
     g: Global,
 ) -> CliResult<CompactReport> {
     let shown = target.display().to_string();
@@ -138,8 +144,13 @@ fn compact_into(
         .prefix(&format!(".{name}.compact-"))
         .tempfile_in(&dir)
         .map_err(|e| CliError::io(&e, "cannot create a temporary file", &dir))?;
-    let report = with_progress(cache, tmp.path(), g, || cache.compact_to(tmp.path()))
-        .map_err(|e| CliError::op(e, &shown))?;
+    let s = cache.stats().map_err(|e| CliError::op(e, &shown))?;
+    let mut p = Progress::new("compacting", "entries", s.entries, s.stored_bytes, g.quiet);
+    let report = cache
+        .compact_to_with_progress(tmp.path(), opts, &mut |done| p.report(done))
+        .map_err(|e| CliError::op(e, &shown));
+    p.finish();
+    let report = report?;
     let perms = fs::metadata(target).ok().map(|m| m.permissions()).or(perms);
     if let Some(p) = perms {
         fs::set_permissions(tmp.path(), p)
@@ -160,43 +171,4 @@ fn compact_into(
         let _ = d.sync_all();
     }
     Ok(report)
-}
-
-/// Runs `work` while a bar follows the growth of `tmp` toward the
-/// expected size (the library reports no progress of its own).
-fn with_progress<T>(
-    cache: &DatasetFileCache,
-    tmp: &Path,
-    g: Global,
-    work: impl FnOnce() -> T,
-) -> T {
-    if !progress::enabled(g.quiet) {
-        return work();
-    }
-    let s = cache.stats().unwrap_or_default();
-    // The copy holds the stored values and metadata, plus the fixed pages
-    // and the index nodes (a few dozen bytes per entry).
-    let estimate = 12288 + s.stored_bytes + s.meta_bytes + s.entries * 64;
-    let p = Progress::measured(
-        "compacting",
-        format!("{} entries", s.entries),
-        estimate,
-        g.quiet,
-    );
-    let done = AtomicBool::new(false);
-    let result = std::thread::scope(|sc| {
-        sc.spawn(|| {
-            while !done.load(Ordering::Acquire) {
-                if let Ok(m) = fs::metadata(tmp) {
-                    p.set_bytes(m.len());
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
-        });
-        let r = work();
-        done.store(true, Ordering::Release);
-        r
-    });
-    p.finish();
-    result
 }

@@ -17,8 +17,9 @@ pub enum Exit {
     /// Not a failure: standard output was closed early (`dfcache ls | head`);
     /// the command stops quietly.
     Stopped = 0,
-    /// A key was not found, or problems were found (verify, damaged data,
-    /// keys or file names that cannot be exported or imported).
+    /// A key or group was not found, or problems were found (verify,
+    /// damaged data, keys or file names that cannot be exported or
+    /// imported, too few samples to train a dictionary).
     NotFound = 1,
     /// Usage error, or the cache (or an input file) could not be opened.
     Usage = 2,

@@ -6,6 +6,9 @@
 //! no target may exist already, and no folder on the way may be a symlink or
 //! a file. Then DIR and the folders are created and each file is created
 //! new (never overwriting, never following a symlink).
+//!
+//! Values larger than 1 MiB are copied with `get_stream`, one frame at a
+//! time, so memory use does not grow with the size of a value.
 
 use std::collections::{BTreeSet, HashSet};
 use std::fs;
@@ -19,6 +22,7 @@ use super::output::Out;
 use super::paths::key_to_relpath;
 use super::progress::Progress;
 use super::size::human;
+use super::values::{copy_out, CopyFailed, WHOLE_MAX};
 use super::{open, Global};
 
 /// Refuses with a one-line summary of the first few offenders.
@@ -35,6 +39,16 @@ fn refuse(what: &str, bad: &[(String, String)], dir: &Path) -> CliError {
         if bad.len() > 5 { ", ..." } else { "" },
         dir.display()
     ))
+}
+
+/// Creates a new file at `path`: never overwriting, never following a
+/// symlink.
+fn create_new(path: &Path) -> CliResult<fs::File> {
+    fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(|e| CliError::io(&e, "cannot create", path))
 }
 
 /// Runs `export`.
@@ -152,24 +166,35 @@ pub fn run(a: &ExportArgs, g: Global) -> CliResult {
     let total: u64 = todo.iter().map(|t| t.2).sum();
     let mut p = Progress::new("exporting", "files", todo.len() as u64, total, g.quiet);
     let (mut written, mut bytes, mut vanished) = (0u64, 0u64, 0u64);
-    for (key, rel, _) in &todo {
+    for (key, rel, len) in &todo {
         let shown = show(key, g.hex);
-        let Some(value) = cache.get(key).map_err(|e| CliError::op(e, &shown))? else {
-            // Expired (past the maximum age) since it was listed.
-            vanished += 1;
-            continue;
-        };
         let path = a.dir.join(rel);
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .map_err(|e| CliError::io(&e, "cannot create", &path))?;
-        f.write_all(&value)
-            .map_err(|e| CliError::io(&e, "cannot write", &path))?;
+        let n = if *len > WHOLE_MAX {
+            let Some(mut value) = cache.get_stream(key).map_err(|e| CliError::op(e, &shown))?
+            else {
+                // Expired (past the maximum age) since it was listed.
+                vanished += 1;
+                continue;
+            };
+            let mut f = create_new(&path)?;
+            copy_out(&mut value, &mut f, |n| p.add(0, n)).map_err(|e| match e {
+                CopyFailed::Read(e) => CopyFailed::read_error(&e, &shown),
+                CopyFailed::Write(e) => CliError::io(&e, "cannot write", &path),
+            })?
+        } else {
+            let Some(value) = cache.get(key).map_err(|e| CliError::op(e, &shown))? else {
+                vanished += 1;
+                continue;
+            };
+            let mut f = create_new(&path)?;
+            f.write_all(&value)
+                .map_err(|e| CliError::io(&e, "cannot write", &path))?;
+            p.add(0, value.len() as u64);
+            value.len() as u64
+        };
         written += 1;
-        bytes += value.len() as u64;
-        p.add(1, value.len() as u64);
+        bytes += n;
+        p.add(1, 0);
     }
     p.finish();
     if !g.quiet {

@@ -6,6 +6,10 @@
 //! size, are reported before anything is written;
 //! symlinks, sockets, FIFOs and devices are skipped and named on stderr, and
 //! so is the cache file itself should it lie under DIR.
+//!
+//! Files are stored as [`put`](super::put) stores them: up to 1 MiB whole,
+//! larger ones streamed in 1 MiB frames, so memory use does not grow with
+//! the size of a file.
 
 use std::fs::{self, Metadata};
 use std::path::{Path, PathBuf};
@@ -19,6 +23,7 @@ use super::output::Out;
 use super::paths::relpath_to_key;
 use super::progress::Progress;
 use super::size::human;
+use super::values::{put_from, PutFailed};
 use super::{open, Global};
 
 /// A file to import.
@@ -158,13 +163,14 @@ pub fn run(a: &ImportArgs, g: Global) -> CliResult {
     }
     let mut bytes = 0u64;
     for item in &w.items {
-        let value =
-            fs::read(&item.path).map_err(|e| CliError::io(&e, "cannot read", &item.path))?;
-        cache
-            .put(&item.key, &value)
-            .map_err(|e| CliError::op(e, &show(&item.key, g.hex)))?;
-        bytes += value.len() as u64;
-        p.add(1, value.len() as u64);
+        let f =
+            fs::File::open(&item.path).map_err(|e| CliError::io(&e, "cannot read", &item.path))?;
+        let n = put_from(&cache, &item.key, f, None, |n| p.add(0, n)).map_err(|e| match e {
+            PutFailed::Input(e) => CliError::io(&e, "cannot read", &item.path),
+            PutFailed::Cache(e) => CliError::op(e, &show(&item.key, g.hex)),
+        })?;
+        bytes += n;
+        p.add(1, 0);
     }
     cache.flush().map_err(|e| CliError::op(e, &file))?;
     p.finish();

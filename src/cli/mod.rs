@@ -8,18 +8,22 @@
 //! - `keys`: keys as text or hex; `paths`: keys as file paths;
 //! - `output`: standard output and JSON; `progress`: progress bars;
 //! - `header`: the raw header and commit records (for `info`); `time`: dates;
+//! - `values`: values in and out in constant memory (streaming);
 //! - one module per command: `create`, `info`, `stats`, `ls`, `get`, `put`,
 //!   `rm`, `import`, `export`, `verify`, `compact`, `clear`, `resize`,
-//!   `demo`.
+//!   `train_dict`, `dicts`, `demo`; `groups` holds `groups`, `group`,
+//!   `put-group` and `rm-group`.
 
 pub mod args;
 pub mod clear;
 pub mod compact;
 pub mod create;
 pub mod demo;
+pub mod dicts;
 pub mod error;
 pub mod export;
 pub mod get;
+pub mod groups;
 pub mod header;
 pub mod import;
 pub mod info;
@@ -35,6 +39,8 @@ pub mod rm;
 pub mod size;
 pub mod stats;
 pub mod time;
+pub mod train_dict;
+pub mod values;
 pub mod verify;
 
 use args::{Cli, Command};
@@ -72,6 +78,12 @@ pub fn run(cli: Cli) -> CliResult {
         Command::Compact(a) => compact::run(&a, g),
         Command::Clear(a) => clear::run(&a, g),
         Command::Resize(a) => resize::run(&a, g),
+        Command::TrainDict(a) => train_dict::run(&a, g),
+        Command::Dicts(a) => dicts::run(&a, g),
+        Command::Groups(a) => groups::list(&a, g),
+        Command::Group(a) => groups::members(&a, g),
+        Command::PutGroup(a) => groups::put(&a, g),
+        Command::RmGroup(a) => groups::remove(&a, g),
         // The demo's only failure of its own is blocks failing their
         // checksum: a problem found.
         Command::Demo => demo::run().map_err(|e| CliError::new(Exit::NotFound, e.to_string())),

@@ -47,6 +47,13 @@ impl Out {
         self.bytes(b"\n")
     }
 
+    /// The buffered writer itself, for copies that tell their own read
+    /// and write errors apart (map write errors with
+    /// [`CliError::stdout`]).
+    pub fn writer(&mut self) -> &mut dyn Write {
+        &mut self.w
+    }
+
     /// Flushes what is buffered.
     ///
     /// # Errors

@@ -5,12 +5,13 @@
 //! given; otherwise every call is a no-op, so scripts and logs stay clean.
 
 use std::io::IsTerminal;
-use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// A bar counting entries (in its message) and bytes (the bar itself, with
-/// rate and ETA), or a spinner when the work cannot be measured.
+/// rate and ETA). `import` and `export` count files as they go; `verify`
+/// and `compact` follow the library's progress reports
+/// (`verify_with_progress`, `compact_to_with_progress`).
 pub struct Progress {
     bar: ProgressBar,
     noun: &'static str,
@@ -33,48 +34,16 @@ impl Progress {
         bytes_total: u64,
         quiet: bool,
     ) -> Progress {
-        let p = Progress {
-            bar: bar(verb, bytes_total, quiet),
+        Progress {
+            bar: bar(
+                verb,
+                format!("0/{entries_total} {noun}"),
+                bytes_total,
+                quiet,
+            ),
             noun,
             entries: 0,
             entries_total,
-        };
-        p.show_entries();
-        p
-    }
-
-    /// A bar toward `bytes_total` bytes with a fixed message, for work
-    /// observed only by its output size.
-    pub fn measured(verb: &str, message: String, bytes_total: u64, quiet: bool) -> Progress {
-        let bar = bar(verb, bytes_total, quiet);
-        bar.set_message(message);
-        Progress {
-            bar,
-            noun: "",
-            entries: 0,
-            entries_total: 0,
-        }
-    }
-
-    /// A spinner with a message and the elapsed time, for work whose
-    /// progress cannot be observed.
-    pub fn spinner(message: String, quiet: bool) -> Progress {
-        let bar = if enabled(quiet) {
-            let b = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(10));
-            if let Ok(style) = ProgressStyle::with_template("{spinner} {msg} ({elapsed})") {
-                b.set_style(style);
-            }
-            b.set_message(message);
-            b.enable_steady_tick(Duration::from_millis(100));
-            b
-        } else {
-            ProgressBar::hidden()
-        };
-        Progress {
-            bar,
-            noun: "",
-            entries: 0,
-            entries_total: 0,
         }
     }
 
@@ -96,14 +65,21 @@ impl Progress {
         }
     }
 
-    /// Sets the bytes done (for work observed from outside, like the
-    /// growing output of `compact`); grows the total if it was an
-    /// underestimate.
-    pub fn set_bytes(&self, bytes: u64) {
-        if self.bar.length().is_some_and(|l| bytes > l) {
-            self.bar.set_length(bytes);
+    /// Sets what is done from a library progress report (`verify`,
+    /// `compact`): entries and stored bytes, with their totals. A total
+    /// that turns out too small (the report counts as it goes) grows.
+    pub fn report(&mut self, p: dfcache::Progress) {
+        if self.bar.is_hidden() {
+            return;
         }
-        self.bar.set_position(bytes);
+        self.entries = p.entries;
+        self.entries_total = p.entries_total.max(p.entries);
+        self.show_entries();
+        let total = p.bytes_total.max(p.bytes);
+        if self.bar.length() != Some(total) {
+            self.bar.set_length(total);
+        }
+        self.bar.set_position(p.bytes);
     }
 
     /// Prints a note on stderr without tearing the bar.
@@ -117,22 +93,24 @@ impl Progress {
     }
 }
 
-/// A byte bar, or a hidden one.
-fn bar(verb: &str, bytes_total: u64, quiet: bool) -> ProgressBar {
+/// A byte bar showing `message` from its first frame, or a hidden one.
+fn bar(verb: &str, message: String, bytes_total: u64, quiet: bool) -> ProgressBar {
     if !enabled(quiet) {
         return ProgressBar::hidden();
     }
-    let b =
-        ProgressBar::with_draw_target(Some(bytes_total), ProgressDrawTarget::stderr_with_hz(10));
+    // Set up hidden, then shown: the first frame is complete.
+    let b = ProgressBar::with_draw_target(Some(bytes_total), ProgressDrawTarget::hidden());
     // The template is a constant; should it ever fail to parse, the default
     // style is still a usable bar.
     if let Ok(style) = ProgressStyle::with_template(
-        "{prefix} [{bar:30}] {binary_bytes}/{binary_total_bytes} {msg}, \
+        "{prefix} [{wide_bar}] {binary_bytes}/{binary_total_bytes} {msg}, \
          {binary_bytes_per_sec}, ETA {eta}",
     ) {
         b.set_style(style.progress_chars("=> "));
     }
+    b.set_message(message);
     b.set_prefix(verb.to_string());
+    b.set_draw_target(ProgressDrawTarget::stderr_with_hz(10));
     b
 }
 

@@ -61,6 +61,27 @@ pub fn parse_max_size(s: &str) -> Result<u64, String> {
     Ok(n)
 }
 
+/// The smallest dictionary `train-dict` makes (zstd's own minimum).
+pub const MIN_DICT_SIZE: u64 = 256;
+
+/// Parses a dictionary size: a SIZE from 256 bytes to 1 MiB. Used as clap's
+/// value parser for `train-dict --size`.
+///
+/// # Errors
+/// A message saying what is wrong with `s`.
+pub fn parse_dict_size(s: &str) -> Result<usize, String> {
+    let n = parse_size(s)?;
+    let max = dfcache::MAX_DICTIONARY_SIZE as u64;
+    if !(MIN_DICT_SIZE..=max).contains(&n) {
+        return Err(format!(
+            "a dictionary size is 256 bytes to {}, not {}",
+            human(max),
+            human(n)
+        ));
+    }
+    usize::try_from(n).map_err(|_| format!("'{s}' is too large a size"))
+}
+
 /// Bytes for people: `512 B`, `1.5 KiB`, `64.0 MiB`.
 pub fn human(bytes: u64) -> String {
     const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
@@ -123,6 +144,17 @@ mod tests {
         assert!(parse_max_size("512K").unwrap_err().contains("1 MiB"));
         assert_eq!(parse_max_size("0"), Ok(0));
         assert_eq!(parse_max_size("1M"), Ok(1 << 20));
+    }
+
+    #[test]
+    fn dictionary_sizes_are_256_bytes_to_1_mib() {
+        assert_eq!(parse_dict_size("8K"), Ok(8 << 10));
+        assert_eq!(parse_dict_size("256"), Ok(256));
+        assert_eq!(parse_dict_size("1M"), Ok(1 << 20));
+        assert!(parse_dict_size("255").unwrap_err().contains("256 bytes"));
+        assert!(parse_dict_size("0").is_err());
+        assert!(parse_dict_size("2M").unwrap_err().contains("1.0 MiB"));
+        assert!(parse_dict_size("8Q").is_err());
     }
 
     #[test]

@@ -1,9 +1,9 @@
 //! `dfcache verify FILE`: a full check of the file, read-only.
 //!
 //! Exit 0 when the file is sound, 1 when problems were found (each listed
-//! on stdout), 2 when it could not be opened. The library's check gives no
-//! progress callback, so the terminal shows a spinner with what is being
-//! checked rather than a bar.
+//! on stdout), 2 when it could not be opened. On a terminal a bar follows
+//! the library's progress reports: entries and value bytes checked, rate
+//! and ETA.
 
 use dfcache::Problem;
 
@@ -34,15 +34,8 @@ pub fn run(a: &VerifyArgs, g: Global) -> CliResult {
     let file = a.file.display().to_string();
     let cache = open::read_only(&a.file)?;
     let s = cache.stats().map_err(|e| CliError::op(e, &file))?;
-    let p = Progress::spinner(
-        format!(
-            "verifying {file}: {} entries, {} stored",
-            s.entries,
-            human(s.stored_bytes)
-        ),
-        g.quiet,
-    );
-    let report = cache.verify();
+    let mut p = Progress::new("verifying", "entries", s.entries, s.stored_bytes, g.quiet);
+    let report = cache.verify_with_progress(&mut |done| p.report(done));
     p.finish();
     let r = match report {
         Ok(r) => r,
