@@ -110,6 +110,9 @@ pub struct Layout {
     pub checked: Vec<(u64, u64)>,
     /// Entries in the primary index.
     pub entries: usize,
+    /// The ranges a one-phase record in use lists (damage there makes the
+    /// commit count as incomplete).
+    pub one_phase_checks: Vec<(u64, u64)>,
 }
 
 impl Layout {
@@ -208,6 +211,7 @@ pub fn layout(file: &[u8]) -> Option<Layout> {
         record: (r.slot_offset, r.len),
         other: other.map(|o| (o.slot_offset, o.len)),
         file_len: r.file_len,
+        one_phase_checks: r.checks.iter().map(|&(o, l, _)| (o, l as u64)).collect(),
         ..Default::default()
     };
     for &(id, height, page, _) in &r.trees {
