@@ -75,7 +75,7 @@ impl Dataset for Src {
         DatasetId::new(uuid::Uuid::from_u128(0xC0DE), 1)
     }
     fn read_block(&self, i: u64) -> dfcache::Result<Option<Vec<u8>>> {
-        Ok((i % 2 == 0).then(|| vec![i as u8; 100 + i as usize]))
+        Ok(i.is_multiple_of(2).then(|| vec![i as u8; 100 + i as usize]))
     }
 }
 
@@ -84,7 +84,7 @@ impl Dataset for Src {
 fn build(path: &Path, chunked: bool) -> (State, State) {
     let c = Arc::new(OpenOptions::new().create(path, 0).unwrap());
     let mut s = State::new();
-    let mut put = |c: &DatasetFileCache, s: &mut State, k: String, v: Vec<u8>| {
+    let put = |c: &DatasetFileCache, s: &mut State, k: String, v: Vec<u8>| {
         c.put(k.as_bytes(), &v).unwrap();
         s.insert(k.into_bytes(), Some(v));
     };

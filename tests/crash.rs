@@ -120,7 +120,7 @@ fn crash_everywhere(seed: u64, ops: usize, compress: bool, per_point: u64) -> Co
         let variants = if rep.synced == k { 1 } else { per_point };
         for v in 0..variants {
             let s = r.next_u64();
-            let extra = (k as u64 + v) % 9 == 0;
+            let extra = (k as u64 + v).is_multiple_of(9);
             let got = crash_check(&rep, &states, k, s, &scratch, extra).unwrap_or_else(|e| {
                 panic!(
                     "workload seed {seed:#x} (compression {compress}): {e}\n\

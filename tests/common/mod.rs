@@ -65,7 +65,7 @@ pub fn sc_value(key: u32, version: u32, len: usize) -> Vec<u8> {
     let body = bytes(
         len - 20,
         ((key as u64) << 32) | version as u64,
-        version % 3 == 0,
+        version.is_multiple_of(3),
     );
     let mut v = Vec::with_capacity(len);
     v.extend_from_slice(b"SCV1");
