@@ -857,10 +857,46 @@ pub mod sim {
             })
         }
 
-        /// Replaces the whole state by `s` as found after a crash (the model
-        /// follows the file; the log goes on).
-        pub fn adopt(&mut self, s: Snap) {
-            self.model = s;
+        /// Continues from a crash: the file becomes `img` (whose state is
+        /// `s`), the log restarts with it as its first, durable commit, and
+        /// the file is reopened.
+        pub fn restart_from(&mut self, img: &[u8], s: Snap) -> Result<(), String> {
+            // The abandoned handle's last writes go to the old log and the
+            // file is overwritten below.
+            drop(self.cache.take());
+            std::fs::write(&self.path, img).map_err(|e| format!("restart: {e}"))?;
+            let log: Log = Arc::new(Mutex::new(vec![
+                Op::Write {
+                    off: 0,
+                    data: img.to_vec(),
+                },
+                Op::SetLen(img.len() as u64),
+                // A marker: the image counts as a commit (its record).
+                Op::Write {
+                    off: SLOTS[0],
+                    data: Vec::new(),
+                },
+                Op::Sync,
+            ]));
+            self.log = log;
+            self.model = s.clone();
+            self.windows = vec![Window {
+                what: "restart after a crash".into(),
+                start: 0,
+                end: 4,
+                before: s.clone(),
+                after: s,
+                evicted: Default::default(),
+                durable: true,
+            }];
+            let b = RecordingBackend::open(&self.path, self.log.clone())
+                .map_err(|e| format!("restart: {e}"))?;
+            let c = self
+                .opts
+                .open_backend(Box::new(b))
+                .map_err(|e| format!("restart: open: {e}"))?;
+            self.cache = Some(c);
+            Ok(())
         }
 
         /// The window (operation) whose log range holds log index `i`.
@@ -1125,4 +1161,91 @@ pub mod sim {
             Ok(_) => Err("a torn create opens but fails a check".into()),
         }
     }
+}
+
+/// An arbitrary sequence of cache operations decoded from `data`, checked
+/// against a model (`sim::Harness`): puts, removes, gets, flushes, reopens,
+/// clear, cap and age changes, and simulated power losses at a chosen
+/// point of the disk log, after which the recovered state must be one the
+/// spec allows and the run continues from it.
+pub fn ops(data: &[u8]) {
+    use sim::*;
+    let mut input = data.iter().copied();
+    let Some(cfg) = input.next() else {
+        return;
+    };
+    let dir = match std::path::Path::new("/dev/shm").is_dir() {
+        true => tempfile::tempdir_in("/dev/shm").or_else(|_| tempfile::tempdir()),
+        false => tempfile::tempdir(),
+    };
+    let Ok(dir) = dir else {
+        return;
+    };
+    let cap = [0, 1 << 20, 2 << 20, 1536 << 10][(cfg & 3) as usize];
+    let opts = crate::OpenOptions::new()
+        .sync(true)
+        .compression_level((cfg & 4 != 0).then_some(3))
+        .max_dirty_pages(64);
+    let mut h = Harness::create(dir.path(), cap, opts).expect("create");
+    let scratch = dir.path().join("crash.dfc");
+    let mut n = 0u32;
+    while let Some(op) = input.next() {
+        n += 1;
+        if n > 48 {
+            break;
+        }
+        let a = input.next().unwrap_or(0);
+        let key = format!("k{:02}", a % 16).into_bytes();
+        let r = match op % 16 {
+            0..=5 => {
+                let b = input.next().unwrap_or(0) as usize;
+                let len = match b >> 6 {
+                    0 => b & 63,
+                    1 => 300 + (b & 63) * 40,
+                    2 => 5000 + (b & 63) * 500,
+                    _ => 40_000 + (b & 63) * 4000,
+                };
+                let mut r = Rng(((n as u64) << 16) | b as u64 | ((a as u64) << 8));
+                let v: Vec<u8> = if op & 1 == 0 {
+                    (0..len).map(|i| (i / 7) as u8 ^ a).collect()
+                } else {
+                    (0..len).map(|_| r.next_u64() as u8).collect()
+                };
+                h.put(&key, &v)
+            }
+            6 => h.remove(&key),
+            7 => h.get(&key),
+            8 => h.flush(),
+            9 => h.reopen(),
+            10 => h.clear(),
+            11 => h.set_cap([1 << 20, 2 << 20, 0, 1536 << 10][(a & 3) as usize]),
+            12 => h.set_age([None, Some(std::time::Duration::from_secs(3600))][(a & 1) as usize]),
+            _ => {
+                // A power loss at a point of the log chosen by the input.
+                let b = input.next().unwrap_or(0);
+                let log: Vec<Op> = h.log.lock().unwrap().clone();
+                let states = commit_states(&h, &log, &scratch).unwrap_or_else(|e| panic!("{e}"));
+                let k = ((a as usize) << 8 | b as usize) % (log.len() + 1);
+                let mut rep = Replayer::new(&log);
+                rep.advance(k);
+                let seed = ((op as u64) << 16) | ((a as u64) << 8) | b as u64;
+                let s = crash_check(&rep, &states, k, seed, &scratch, false)
+                    .unwrap_or_else(|e| panic!("{e}"));
+                let (img, _) = rep.image(k, &mut Rng(seed));
+                if states.first().is_some_and(|(p, _)| p.sync < k) {
+                    h.restart_from(&img, s)
+                } else {
+                    // A crash during create: start over.
+                    return;
+                }
+            }
+        };
+        if let Err(e) = r {
+            panic!("operation {n}: {e}");
+        }
+    }
+    h.flush().unwrap_or_else(|e| panic!("final flush: {e}"));
+    h.reopen().unwrap_or_else(|e| panic!("final reopen: {e}"));
+    let rep = h.c().verify().expect("verify");
+    assert!(rep.is_ok(), "verify: {:?}", rep.problems);
 }
