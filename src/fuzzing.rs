@@ -820,15 +820,30 @@ pub mod sim {
 
         /// `set_maximum_file_size`.
         pub fn set_cap(&mut self, cap: u64) -> Result<(), String> {
+            let mut refused = false;
             self.step(format!("set_maximum_file_size {cap}"), true, |h| {
                 match h.c().set_maximum_file_size(cap) {
                     Ok(()) => {
                         h.model.max_size = cap;
                         Ok(())
                     }
+                    Err(Error::NoSpace { .. }) if TOLERATE_LOWER_CAP_NOSPACE => {
+                        // Known bug 3: the cap stays; evictions may have
+                        // happened (the step learns them).
+                        TOLERATED_NOSPACE.fetch_add(1, Ordering::Relaxed);
+                        refused = true;
+                        Ok(())
+                    }
                     Err(e) => Err(format!("set_maximum_file_size({cap}): {e}")),
                 }
-            })
+            })?;
+            if refused {
+                // What the refused call left uncommitted is not durable.
+                if let Some(w) = self.windows.last_mut() {
+                    w.durable = false;
+                }
+            }
+            Ok(())
         }
 
         /// `set_maximum_age`.
@@ -918,6 +933,15 @@ pub mod sim {
     /// commit "failing: verify rejects an incomplete one-phase commit"
     /// turns this off.
     pub const TOLERATE_INCOMPLETE_COMMIT_PROBLEM: bool = true;
+
+    /// Known library bug 3: lowering the maximum file size fails with
+    /// `NoSpace` although no `Value` is alive (the documentation promises
+    /// `NoSpace` only for live Values). While `true`, the harness accepts
+    /// that refusal (the cap stays, as documented) and counts it.
+    pub const TOLERATE_LOWER_CAP_NOSPACE: bool = true;
+
+    /// How often the tolerated refusal was seen.
+    pub static TOLERATED_NOSPACE: AtomicU64 = AtomicU64::new(0);
 
     /// How often the tolerated problem was seen.
     pub static TOLERATED: AtomicU64 = AtomicU64::new(0);

@@ -88,7 +88,7 @@ struct Coverage {
     newer: usize,
     auto_commits: usize,
     evicted: usize,
-    two_phase_or_one: usize,
+    commits: usize,
 }
 
 fn crash_everywhere(seed: u64, ops: usize, compress: bool, per_point: u64) -> Coverage {
@@ -104,7 +104,7 @@ fn crash_everywhere(seed: u64, ops: usize, compress: bool, per_point: u64) -> Co
         newer: 0,
         auto_commits: 0,
         evicted: h.windows.iter().map(|w| w.evicted.len()).sum(),
-        two_phase_or_one: states.len(),
+        commits: states.len(),
     };
     for (p, _) in &states {
         if let Some(w) = h.window_of(p.sync) {
@@ -136,7 +136,7 @@ fn crash_everywhere(seed: u64, ops: usize, compress: bool, per_point: u64) -> Co
     }
     eprintln!(
         "crash: seed {seed:#x} compression {compress}: {} log points, {} images, {} commits ({} automatic), {} keys evicted, {} crashes recovered the in-flight commit, {:.1?}",
-        cov.points, cov.images, cov.two_phase_or_one, cov.auto_commits, cov.evicted, cov.newer, t.elapsed()
+        cov.points, cov.images, cov.commits, cov.auto_commits, cov.evicted, cov.newer, t.elapsed()
     );
     cov
 }
@@ -161,7 +161,7 @@ fn run(default_seeds: &[u64], compress: bool) {
         newer: 0,
         auto_commits: 0,
         evicted: 0,
-        two_phase_or_one: 0,
+        commits: 0,
     };
     for s in seeds {
         let c = crash_everywhere(s, ops, compress, per_point);
@@ -170,7 +170,7 @@ fn run(default_seeds: &[u64], compress: bool) {
         total.newer += c.newer;
         total.auto_commits += c.auto_commits;
         total.evicted += c.evicted;
-        total.two_phase_or_one += c.two_phase_or_one;
+        total.commits += c.commits;
     }
     eprintln!(
         "crash: verify's known incomplete-commit problem was tolerated {} times so far",
