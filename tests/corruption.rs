@@ -1,6 +1,7 @@
 //! Corruption sweep: flip one byte of a cache file (every byte of a small
-//! file's interesting parts plus a random sample, or every byte with
-//! `DFCACHE_CORRUPT_FULL=1`), then open it read-only and read-write, list
+//! file's interesting parts plus a random sample; with
+//! `DFCACHE_CORRUPT_FULL=1` every byte of the small file and 20,000
+//! positions of the large one), then open it read-only and read-write, list
 //! and get every key, and verify. Each result must be the correct value of
 //! the committed state (or of the one before it, when the damage hit the
 //! newest commit) or a typed error — never a wrong value, never a panic,
@@ -330,9 +331,12 @@ fn sweep(chunked: bool, sample: usize, seed: u64) {
     );
     // Positions: every byte of the header page and both slots, every byte
     // of the record in use, and a random sample of the rest (or all).
+    // The full sweep flips every byte of the small file and 20,000 sampled
+    // positions of the large one.
     let full = long("DFCACHE_CORRUPT_FULL");
+    let sample = if full { 20_000 } else { sample };
     let mut r = Rng(seed);
-    let mut positions: Vec<usize> = if full {
+    let mut positions: Vec<usize> = if full && !chunked {
         (0..img.len()).collect()
     } else {
         let mut p: BTreeSet<usize> = (0..96)
