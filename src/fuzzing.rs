@@ -713,8 +713,12 @@ pub mod sim {
                     .filter(|k| !c.contains_key(k).unwrap_or(true))
                     .cloned()
                     .collect();
+                // Lowering the cap evicts, even when the call then fails.
+                let may_evict = before.max_size != 0
+                    || self.model.max_size != 0
+                    || what.starts_with("set_maximum_file_size");
                 for k in gone {
-                    if before.max_size == 0 && self.model.max_size == 0 {
+                    if !may_evict {
                         return Err(format!(
                             "{what}: key {} vanished from a cache without a maximum size",
                             String::from_utf8_lossy(&k)
@@ -754,6 +758,12 @@ pub mod sim {
                     }
                     // Refused (too large for the cap): the old value stays.
                     Err(Error::ValueTooLarge { .. }) => Ok(()),
+                    // Known bug 3 (eviction deadlock): refused although
+                    // entries could be evicted and no Value is alive.
+                    Err(Error::NoSpace { .. }) if TOLERATE_LOWER_CAP_NOSPACE => {
+                        TOLERATED_NOSPACE.fetch_add(1, Ordering::Relaxed);
+                        Ok(())
+                    }
                     Err(e) => Err(format!("put: {e}")),
                 }
             })
@@ -934,10 +944,12 @@ pub mod sim {
     /// turns this off.
     pub const TOLERATE_INCOMPLETE_COMMIT_PROBLEM: bool = true;
 
-    /// Known library bug 3: lowering the maximum file size fails with
-    /// `NoSpace` although no `Value` is alive (the documentation promises
+    /// Known library bug 3 (eviction deadlock): lowering the maximum file
+    /// size, or a put under it, fails with `NoSpace` although entries could
+    /// be evicted and no `Value` is alive (the documentation promises
     /// `NoSpace` only for live Values). While `true`, the harness accepts
-    /// that refusal (the cap stays, as documented) and counts it.
+    /// that refusal (the cap or the old value stays, as documented) and
+    /// counts it.
     pub const TOLERATE_LOWER_CAP_NOSPACE: bool = true;
 
     /// How often the tolerated refusal was seen.

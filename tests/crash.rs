@@ -173,8 +173,9 @@ fn run(default_seeds: &[u64], compress: bool) {
         total.commits += c.commits;
     }
     eprintln!(
-        "crash: verify's known incomplete-commit problem was tolerated {} times so far",
-        dfcache::fuzzing::sim::TOLERATED.load(std::sync::atomic::Ordering::Relaxed)
+        "crash: tolerated so far: known bug 1 (verify) {} times, known bug 3 (NoSpace) {} times",
+        dfcache::fuzzing::sim::TOLERATED.load(std::sync::atomic::Ordering::Relaxed),
+        dfcache::fuzzing::sim::TOLERATED_NOSPACE.load(std::sync::atomic::Ordering::Relaxed)
     );
     // The test must have exercised what it claims to.
     assert!(total.images >= 1000, "only {} crash images", total.images);
