@@ -942,7 +942,7 @@ pub mod sim {
     /// `true`, the crash checks ignore that one problem (and count it); the
     /// commit "failing: verify rejects an incomplete one-phase commit"
     /// turns this off.
-    pub const TOLERATE_INCOMPLETE_COMMIT_PROBLEM: bool = true;
+    pub const TOLERATE_INCOMPLETE_COMMIT_PROBLEM: bool = false;
 
     /// Known library bug 3 (eviction deadlock): lowering the maximum file
     /// size, or a put under it, fails with `NoSpace` although entries could
