@@ -6,7 +6,7 @@
 //! reads hold their `Value` while others write, and check it has not
 //! changed. Afterwards: `verify()`, every recorded value, and the same
 //! after a reopen. Runs without a cap and under a cap (eviction racing
-//! readers; see the "failing:" commit). `DFCACHE_STRESS_SECS` sets the seconds per run (default 2).
+//! readers). `DFCACHE_STRESS_SECS` sets the seconds per run (default 2).
 
 mod common;
 
@@ -203,4 +203,9 @@ fn stress(cap: u64, seed: u64) {
 #[test]
 fn eight_threads_without_a_cap() {
     stress(0, common::seed(0x57E5_0001));
+}
+
+#[test]
+fn eight_threads_racing_eviction_under_a_cap() {
+    stress(2 << 20, common::seed(0x57E5_0002));
 }
