@@ -950,7 +950,7 @@ pub mod sim {
     /// `NoSpace` only for live Values). While `true`, the harness accepts
     /// that refusal (the cap or the old value stays, as documented) and
     /// counts it.
-    pub const TOLERATE_LOWER_CAP_NOSPACE: bool = true;
+    pub const TOLERATE_LOWER_CAP_NOSPACE: bool = false;
 
     /// How often the tolerated refusal was seen.
     pub static TOLERATED_NOSPACE: AtomicU64 = AtomicU64::new(0);
