@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::*;
+use common::cli::*;
 use dfcache::{CachedDataset, Dataset, DatasetFileCache, DatasetId, Flushable};
 use serde_json::Value as Json;
 

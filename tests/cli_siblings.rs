@@ -11,7 +11,7 @@ use std::fs;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use common::*;
+use common::cli::*;
 use dfcache::{DatasetFileCache, Flushable, OpenOptions};
 use serde_json::Value as Json;
 

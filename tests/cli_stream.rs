@@ -11,7 +11,7 @@ use std::ffi::OsStr;
 use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 
-use common::*;
+use common::cli::*;
 use nix::sys::resource::{getrusage, UsageWho};
 
 /// The value: 80 MiB, more than 64 MiB, half incompressible.

@@ -37,3 +37,8 @@ fn record() {
 fn open_file() {
     replay("open_file", dfcache::fuzzing::open_file);
 }
+
+#[test]
+fn ops() {
+    replay("ops", dfcache::fuzzing::ops);
+}

@@ -1,118 +1,100 @@
-//! What the command-line tests share: running the built `dfcache` binary
-//! and checking how it ended.
-
-// Each test binary uses some of these.
+//! Helpers shared by the reliability tests (crash, poison, corruption,
+//! stress, kill). Each test binary uses a part of them.
 #![allow(dead_code)]
 
-use std::ffi::OsStr;
-use std::fs;
-use std::io::Write;
-use std::path::Path;
-use std::process::{Command, Output, Stdio};
-use std::time::SystemTime;
+pub mod cli;
+pub mod format;
 
-use serde_json::Value as Json;
+use std::path::PathBuf;
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_dfcache");
+pub use dfcache::fuzzing::sim::Rng;
 
-pub type TestResult = Result<(), Box<dyn std::error::Error>>;
-
-/// What a run of the binary did.
-pub struct Run {
-    pub code: i32,
-    pub stdout: Vec<u8>,
-    pub stderr: String,
+/// Whether the long mode of a test is asked for (`NAME=1`).
+pub fn long(var: &str) -> bool {
+    std::env::var(var).is_ok_and(|v| v != "0" && !v.is_empty())
 }
 
-impl Run {
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.stdout).into_owned()
-    }
-
-    pub fn json(&self) -> Json {
-        serde_json::from_slice(&self.stdout)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+/// A seed: from `DFCACHE_SEED` when set (to reproduce a failure), else
+/// `default`.
+pub fn seed(default: u64) -> u64 {
+    match std::env::var("DFCACHE_SEED") {
+        Ok(s) => {
+            let s = s.trim();
+            let v = if let Some(h) = s.strip_prefix("0x") {
+                u64::from_str_radix(h, 16)
+            } else {
+                s.parse()
+            };
+            v.expect("DFCACHE_SEED must be a number")
+        }
+        Err(_) => default,
     }
 }
 
-pub fn finish(out: Output) -> Run {
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: out.stdout,
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+/// A scratch directory, in memory when the machine has /dev/shm.
+pub fn scratch() -> tempfile::TempDir {
+    let shm = PathBuf::from("/dev/shm");
+    if shm.is_dir() {
+        if let Ok(d) = tempfile::tempdir_in(&shm) {
+            return d;
+        }
+    }
+    tempfile::tempdir().unwrap()
+}
+
+/// `n` bytes of a value: random (incompressible) or repetitive
+/// (compressible), from `seed`.
+pub fn bytes(n: usize, seed: u64, compressible: bool) -> Vec<u8> {
+    let mut r = Rng(seed);
+    if compressible {
+        let a = r.next_u64() as u8;
+        (0..n).map(|i| a.wrapping_add((i / 13) as u8)).collect()
+    } else {
+        let mut out = Vec::with_capacity(n + 8);
+        while out.len() < n {
+            out.extend_from_slice(&r.next_u64().to_le_bytes());
+        }
+        out.truncate(n);
+        out
     }
 }
 
-/// Runs `dfcache ARGS` with no input.
-pub fn dfc<S: AsRef<OsStr>>(args: &[S]) -> Run {
-    dfc_in(args, b"")
+/// A self-checking value: header (magic, key id, version, length, CRC of
+/// the body) and a body derived from them. [`check_value`] recognises it.
+pub fn sc_value(key: u32, version: u32, len: usize) -> Vec<u8> {
+    let len = len.max(20);
+    let body = bytes(
+        len - 20,
+        ((key as u64) << 32) | version as u64,
+        version.is_multiple_of(3),
+    );
+    let mut v = Vec::with_capacity(len);
+    v.extend_from_slice(b"SCV1");
+    v.extend_from_slice(&key.to_le_bytes());
+    v.extend_from_slice(&version.to_le_bytes());
+    v.extend_from_slice(&(len as u32).to_le_bytes());
+    v.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
+    v.extend_from_slice(&body);
+    v
 }
 
-/// Runs `dfcache ARGS` with `input` on stdin.
-pub fn dfc_in<S: AsRef<OsStr>>(args: &[S], input: &[u8]) -> Run {
-    let mut child = Command::new(BIN)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the dfcache binary runs");
-    let mut stdin = child.stdin.take().expect("stdin is piped");
-    let input = input.to_vec();
-    // Written from a thread: the child may stop reading (or never start).
-    let writer = std::thread::spawn(move || {
-        let _ = stdin.write_all(&input);
-    });
-    let out = child.wait_with_output().expect("dfcache finishes");
-    let _ = writer.join();
-    finish(out)
-}
-
-/// Asserts a successful run.
-#[track_caller]
-pub fn ok(r: Run) -> Run {
-    assert_eq!(r.code, 0, "stderr: {}\nstdout: {}", r.stderr, r.text());
-    r
-}
-
-/// Asserts a failure with exit `code` and a one-line `dfcache: ...` error.
-#[track_caller]
-pub fn fails(r: Run, code: i32) -> Run {
-    assert_eq!(r.code, code, "stderr: {}\nstdout: {}", r.stderr, r.text());
-    let lines: Vec<&str> = r.stderr.lines().collect();
-    assert_eq!(lines.len(), 1, "one error line, got: {:?}", r.stderr);
-    assert!(lines[0].starts_with("dfcache: "), "{}", r.stderr);
-    assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
-    r
-}
-
-pub fn p(path: &Path) -> &OsStr {
-    path.as_os_str()
-}
-
-/// Deterministic incompressible bytes.
-pub fn noise(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
-
-/// The file's bytes and modification time.
-pub fn snapshot(path: &Path) -> (Vec<u8>, SystemTime) {
-    (
-        fs::read(path).unwrap(),
-        fs::metadata(path).unwrap().modified().unwrap(),
-    )
-}
-
-#[cfg(unix)]
-pub fn set_mode(path: &Path, mode: u32) {
-    use std::os::unix::fs::PermissionsExt;
-    fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+/// Checks a self-checking value; returns (key id, version).
+pub fn check_value(v: &[u8]) -> Result<(u32, u32), String> {
+    if v.len() < 20 || &v[..4] != b"SCV1" {
+        return Err(format!("not a self-checking value ({} bytes)", v.len()));
+    }
+    let u = |i: usize| u32::from_le_bytes(v[i..i + 4].try_into().unwrap());
+    let (key, version, len, crc) = (u(4), u(8), u(12) as usize, u(16));
+    if len != v.len() {
+        return Err(format!("length {} but header says {len}", v.len()));
+    }
+    if crc32fast::hash(&v[20..]) != crc {
+        return Err(format!("body checksum fails (key {key} version {version})"));
+    }
+    if sc_value(key, version, len) != v {
+        return Err(format!(
+            "body is not the one of key {key} version {version}"
+        ));
+    }
+    Ok((key, version))
 }

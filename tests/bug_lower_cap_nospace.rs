@@ -1,0 +1,48 @@
+//! Reproduction of library bug 3 found by the reliability tests (issue 4):
+//! lowering the maximum file size fails with `NoSpace` although no `Value`
+//! is alive and entries could be evicted. Deterministic. Fails until the
+//! bug is fixed.
+
+mod common;
+
+use dfcache::{Flushable, OpenOptions};
+
+/// Bug 3: lowering the maximum file size fails with `NoSpace` ("... bytes
+/// in use cannot be made to fit") although no `Value` is alive and the
+/// entries could be evicted; the documentation promises `NoSpace` only when
+/// live Values hold space past the new size. Found by the `ops` fuzz target
+/// (input `fuzz/corpus/ops/bug3-lower-cap-nospace`).
+#[test]
+fn lowering_the_cap_evicts_instead_of_failing() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = OpenOptions::new()
+        .compression_level(None)
+        .max_dirty_pages(64)
+        .create(dir.path().join("b3.dfc"), 1 << 20)
+        .unwrap();
+    let v = |n: usize, s: u64| common::bytes(n, s, false);
+    c.set_maximum_file_size(2 << 20).unwrap();
+    c.put(b"k01", &v(1, 1)).unwrap();
+    c.put(b"k02", &v(188_000, 2)).unwrap();
+    c.put(b"k03", &v(1, 3)).unwrap();
+    c.put(b"k04", &v(168_000, 4)).unwrap();
+    c.put(b"k02", &v(176_000, 5)).unwrap();
+    c.remove(b"k01").unwrap();
+    c.put(b"k08", &v(9000, 6)).unwrap();
+    c.put(b"k09", &v(9500, 7)).unwrap();
+    c.flush().unwrap();
+    c.put(b"k10", &v(0, 8)).unwrap();
+    c.set_maximum_file_size(1 << 20).unwrap();
+    c.put(b"k03", &v(292_000, 9)).unwrap();
+    c.set_maximum_file_size(1536 << 10).unwrap();
+    c.put(b"k04", &v(184_000, 10)).unwrap();
+    c.put(b"k05", &v(188_000, 11)).unwrap();
+    c.put(b"k00", &v(0, 12)).unwrap();
+    c.put(b"k01", &v(60, 13)).unwrap();
+    c.set_maximum_age(None).unwrap();
+    c.put(b"k09", &v(204_000, 14)).unwrap();
+    c.flush().unwrap();
+    // No Value is alive: lowering the cap must evict what does not fit.
+    c.set_maximum_file_size(1 << 20).unwrap();
+    assert!(c.verify().unwrap().is_ok());
+}
