@@ -758,12 +758,6 @@ pub mod sim {
                     }
                     // Refused (too large for the cap): the old value stays.
                     Err(Error::ValueTooLarge { .. }) => Ok(()),
-                    // Known bug 3 (eviction deadlock): refused although
-                    // entries could be evicted and no Value is alive.
-                    Err(Error::NoSpace { .. }) if TOLERATE_LOWER_CAP_NOSPACE => {
-                        TOLERATED_NOSPACE.fetch_add(1, Ordering::Relaxed);
-                        Ok(())
-                    }
                     Err(e) => Err(format!("put: {e}")),
                 }
             })
@@ -830,29 +824,15 @@ pub mod sim {
 
         /// `set_maximum_file_size`.
         pub fn set_cap(&mut self, cap: u64) -> Result<(), String> {
-            let mut refused = false;
             self.step(format!("set_maximum_file_size {cap}"), true, |h| {
                 match h.c().set_maximum_file_size(cap) {
                     Ok(()) => {
                         h.model.max_size = cap;
                         Ok(())
                     }
-                    Err(Error::NoSpace { .. }) if TOLERATE_LOWER_CAP_NOSPACE => {
-                        // Known bug 3: the cap stays; evictions may have
-                        // happened (the step learns them).
-                        TOLERATED_NOSPACE.fetch_add(1, Ordering::Relaxed);
-                        refused = true;
-                        Ok(())
-                    }
                     Err(e) => Err(format!("set_maximum_file_size({cap}): {e}")),
                 }
             })?;
-            if refused {
-                // What the refused call left uncommitted is not durable.
-                if let Some(w) = self.windows.last_mut() {
-                    w.durable = false;
-                }
-            }
             Ok(())
         }
 
@@ -935,50 +915,9 @@ pub mod sim {
         }
     }
 
-    /// Known library bug 1 (see the report of the reliability work):
-    /// `verify()` reports a problem "slot N holds commit n+1 next to commit
-    /// n" for a file whose newest record is a one-phase commit that did not
-    /// complete — exactly the state spec §7.4 says a crash leaves. While
-    /// `true`, the crash checks ignore that one problem (and count it); the
-    /// commit "failing: verify rejects an incomplete one-phase commit"
-    /// turns this off.
-    pub const TOLERATE_INCOMPLETE_COMMIT_PROBLEM: bool = false;
-
-    /// Known library bug 3 (eviction deadlock): lowering the maximum file
-    /// size, or a put under it, fails with `NoSpace` although entries could
-    /// be evicted and no `Value` is alive (the documentation promises
-    /// `NoSpace` only for live Values). While `true`, the harness accepts
-    /// that refusal (the cap or the old value stays, as documented) and
-    /// counts it.
-    pub const TOLERATE_LOWER_CAP_NOSPACE: bool = false;
-
-    /// How often the tolerated refusal was seen.
-    pub static TOLERATED_NOSPACE: AtomicU64 = AtomicU64::new(0);
-
-    /// How often the tolerated problem was seen.
-    pub static TOLERATED: AtomicU64 = AtomicU64::new(0);
-
-    /// The problems of a report that count (see
-    /// [`TOLERATE_INCOMPLETE_COMMIT_PROBLEM`]).
-    pub fn real_problems(rep: &crate::VerifyReport) -> Vec<String> {
-        rep.problems
-            .iter()
-            .filter(|p| {
-                let known = TOLERATE_INCOMPLETE_COMMIT_PROBLEM
-                    && p.what == "commit record"
-                    && p.detail
-                        .strip_prefix("slot ")
-                        .and_then(|d| d.split_once(" holds commit "))
-                        .and_then(|(_, d)| d.split_once(" next to commit "))
-                        .and_then(|(a, b)| Some((a.parse::<u64>().ok()?, b.parse::<u64>().ok()?)))
-                        .is_some_and(|(a, b)| a == b + 1);
-                if known {
-                    TOLERATED.fetch_add(1, Ordering::Relaxed);
-                }
-                !known
-            })
-            .map(|p| p.to_string())
-            .collect()
+    /// The problems of a report, as text.
+    pub fn problems_of(rep: &crate::VerifyReport) -> Vec<String> {
+        rep.problems.iter().map(|p| p.to_string()).collect()
     }
 
     /// Opens the image `img` written to `path`: read-only (read, verify),
@@ -990,7 +929,7 @@ pub mod sim {
         let ro = DatasetFileCache::open(path, true).map_err(|e| format!("read-only open: {e}"))?;
         let s = read_snap(&ro).map_err(|e| format!("read-only read: {e}"))?;
         let rep = ro.verify().map_err(|e| format!("read-only verify: {e}"))?;
-        let p = real_problems(&rep);
+        let p = problems_of(&rep);
         if !p.is_empty() {
             return Err(format!("read-only verify: {p:?}"));
         }
@@ -998,7 +937,7 @@ pub mod sim {
         let rw =
             DatasetFileCache::open(path, false).map_err(|e| format!("read-write open: {e}"))?;
         let rep = rw.verify().map_err(|e| format!("read-write verify: {e}"))?;
-        let p = real_problems(&rep);
+        let p = problems_of(&rep);
         if !p.is_empty() {
             return Err(format!("read-write verify: {p:?}"));
         }
@@ -1207,7 +1146,7 @@ pub mod sim {
                 let rep = c
                     .verify()
                     .map_err(|e| format!("a torn create: verify: {e}"))?;
-                let other: Vec<String> = real_problems(&rep)
+                let other: Vec<String> = problems_of(&rep)
                     .into_iter()
                     .filter(|p| {
                         !p.starts_with("file header") && !p.starts_with("block storage header")
@@ -1310,6 +1249,6 @@ pub fn ops(data: &[u8]) {
     h.flush().unwrap_or_else(|e| panic!("final flush: {e}"));
     h.reopen().unwrap_or_else(|e| panic!("final reopen: {e}"));
     let rep = h.c().verify().expect("verify");
-    let p = sim::real_problems(&rep);
+    let p = sim::problems_of(&rep);
     assert!(p.is_empty(), "verify: {p:?}");
 }

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{bytes, format, long, Rng};
-use dfcache::fuzzing::sim::real_problems;
+use dfcache::fuzzing::sim::problems_of;
 use dfcache::{CachedDataset, Dataset, DatasetFileCache, DatasetId, Error, Flushable, OpenOptions};
 
 // ---- the largest single allocation, per thread ----
@@ -283,7 +283,7 @@ fn one_case(
                 t.read_errors += 1;
                 detected = true;
             }
-            if !real_problems(&rep).is_empty() {
+            if !problems_of(&rep).is_empty() {
                 t.verify_reported += 1;
                 detected = true;
             }

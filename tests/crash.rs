@@ -172,11 +172,6 @@ fn run(default_seeds: &[u64], compress: bool) {
         total.evicted += c.evicted;
         total.commits += c.commits;
     }
-    eprintln!(
-        "crash: tolerated so far: known bug 1 (verify) {} times, known bug 3 (NoSpace) {} times",
-        dfcache::fuzzing::sim::TOLERATED.load(std::sync::atomic::Ordering::Relaxed),
-        dfcache::fuzzing::sim::TOLERATED_NOSPACE.load(std::sync::atomic::Ordering::Relaxed)
-    );
     // The test must have exercised what it claims to.
     assert!(total.images >= 1000, "only {} crash images", total.images);
     assert!(

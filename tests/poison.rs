@@ -12,7 +12,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use common::{bytes, Rng};
-use dfcache::fuzzing::sim::{real_problems, FailPlan, FailState, RecordingBackend};
+use dfcache::fuzzing::sim::{problems_of, FailPlan, FailState, RecordingBackend};
 use dfcache::{DatasetFileCache, Error, Flushable, OpenOptions};
 
 type Map = BTreeMap<Vec<u8>, Vec<u8>>;
@@ -205,7 +205,7 @@ fn reopen_check(path: &std::path::Path, allowed: &[Map], ctx: &str) {
         got.len(),
         allowed.iter().map(|m| m.len()).collect::<Vec<_>>()
     );
-    let p = real_problems(&ro.verify().unwrap());
+    let p = problems_of(&ro.verify().unwrap());
     assert!(p.is_empty(), "{ctx}: verify after reopen: {p:?}");
     drop(ro);
     // The file is usable again.

@@ -3,10 +3,11 @@
 //! each round (all values of round g carry g) and flushes. Readers open the
 //! file read-only again and again while the writer runs and read every
 //! key twice, a little apart. Each read must be a well-formed value of its
-//! key, and all values read in one pass must be of the same round (one
-//! consistent committed state) — or the open or read fails with a typed
-//! error. Never wrong data, never a panic or a signal. The readers report
-//! what they saw. `DFCACHE_SHARED_SECS` sets the duration (default 3).
+//! key, or the open or read fails with a typed error. Each get sees the
+//! newest commit when it runs (spec §9.1), so within a pass the rounds never
+//! go back, and a handle never goes back from one pass to the next. Never
+//! wrong data, never a panic or a signal. The readers report what they saw.
+//! `DFCACHE_SHARED_SECS` sets the duration (default 3).
 
 mod common;
 
@@ -59,6 +60,7 @@ struct Seen {
     read_errors: u64,
     empty_states: u64,
     second_pass_newer: u64,
+    passes_across_commits: u64,
     rounds: BTreeSet<u32>,
     errors: BTreeSet<String>,
 }
@@ -72,10 +74,12 @@ fn typed(e: &Error, who: &str) -> String {
     }
 }
 
-/// One pass over every key: the round all values share, `None` if the
-/// state is empty; errors are counted. Panics on wrong data.
+/// One pass over every key: the round of the last value read, `None` if
+/// the state stayed empty; errors are counted. Panics on wrong data and on
+/// a get that sees an older commit than the get before it.
 fn pass(c: &DatasetFileCache, s: &mut Seen, who: &str) -> Option<u32> {
     let mut rounds = BTreeSet::new();
+    let mut last: Option<u32> = None;
     let mut errors = 0;
     let mut present = 0;
     for k in 0..KEYS {
@@ -84,10 +88,21 @@ fn pass(c: &DatasetFileCache, s: &mut Seen, who: &str) -> Option<u32> {
                 let (id, g) =
                     check_value(&v).unwrap_or_else(|e| panic!("{who}: key {k}: wrong data: {e}"));
                 assert_eq!(id, k, "{who}: key {k} holds the value of key {id}");
+                if let Some(p) = last {
+                    assert!(g >= p, "{who}: key {k} is of round {g} after round {p}");
+                }
+                last = Some(g);
                 rounds.insert(g);
                 present += 1;
             }
-            Ok(None) => {}
+            Ok(None) => {
+                // Every flushed state holds every key: absent only before
+                // the first flush, so never after a value was seen.
+                assert!(
+                    last.is_none(),
+                    "{who}: key {k} absent after round {last:?} was seen"
+                );
+            }
             Err(e) => {
                 s.errors.insert(typed(&e, who));
                 errors += 1;
@@ -95,30 +110,19 @@ fn pass(c: &DatasetFileCache, s: &mut Seen, who: &str) -> Option<u32> {
         }
     }
     s.read_errors += errors;
-    assert!(
-        rounds.len() <= 1,
-        "{who}: one pass saw values of rounds {rounds:?}: not one committed state"
-    );
     if errors > 0 {
         s.passes_with_read_errors += 1;
-        return rounds.first().copied();
+        return last;
     }
-    // Without errors, a pass sees all keys or (before the first flush) none.
-    assert!(
-        present == 0 || present == KEYS,
-        "{who}: a pass without errors saw {present} of {KEYS} keys"
-    );
     s.consistent_passes += 1;
-    match rounds.first() {
-        Some(&g) => {
-            s.rounds.insert(g);
-            Some(g)
-        }
-        None => {
-            s.empty_states += 1;
-            None
-        }
+    if rounds.len() > 1 {
+        s.passes_across_commits += 1;
     }
+    if present == 0 {
+        s.empty_states += 1;
+    }
+    s.rounds.extend(rounds);
+    last
 }
 
 fn reader(path: &str, secs: u64, who: &str) {
@@ -145,7 +149,7 @@ fn reader(path: &str, secs: u64, who: &str) {
         }
     }
     println!(
-        "{who}: opens={} open_errors={} consistent_passes={} passes_with_read_errors={} read_errors={} empty={} second_pass_newer={} rounds_seen={} errors={:?}",
+        "{who}: opens={} open_errors={} consistent_passes={} passes_with_read_errors={} read_errors={} empty={} second_pass_newer={} passes_across_commits={} rounds_seen={} errors={:?}",
         s.opens,
         s.open_errors,
         s.consistent_passes,
@@ -153,13 +157,18 @@ fn reader(path: &str, secs: u64, who: &str) {
         s.read_errors,
         s.empty_states,
         s.second_pass_newer,
+        s.passes_across_commits,
         s.rounds.len(),
         s.errors
     );
+    // A sound file read while a writer commits: opens and reads retry
+    // instead of failing (spec §9.1).
     assert!(
-        s.consistent_passes > 0,
-        "{who}: never read a consistent state"
+        s.open_errors == 0 && s.read_errors == 0,
+        "{who}: errors on a sound file: {:?}",
+        s.errors
     );
+    assert!(s.consistent_passes > 0, "{who}: never read");
 }
 
 fn main() {

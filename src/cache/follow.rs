@@ -14,22 +14,47 @@ use std::sync::Arc;
 
 use crate::cache::{DatasetFileCache, View};
 use crate::error::{Error, Result};
-use crate::header::{le_u64, DATA_START, SLOT_OFFSETS};
+use crate::header::{le_u64, DATA_START, PAGE, SLOT_OFFSETS};
 use crate::storage::mapping::Mapping;
 use crate::storage::{mapping_len, open, Snapshot};
 
 /// How often a read is retried while the file keeps changing under it.
 const MAX_RETRIES: usize = 1000;
 
-/// The raw sequence-number fields of the two commit slots, as the map shows
-/// them now.
-pub(crate) fn slot_seqs(snap: &Snapshot) -> [u64; 2] {
-    SLOT_OFFSETS.map(|off| {
+/// How many times `refresh` waits for a newer record that is not yet
+/// valid to become so (a writer in the middle of writing it) before taking
+/// the older one (the writer died while writing it).
+const INCOMPLETE_WAITS: usize = 200;
+
+/// A fingerprint of the two commit slots as the map shows them now: per
+/// slot its sequence number and a stamp made of the commit time and the
+/// record's CRC. A record rewritten with the same sequence number (a writer
+/// committing again after a crash left a record incomplete) changes the
+/// stamp.
+pub(crate) fn slot_seqs(snap: &Snapshot) -> [u64; 4] {
+    let field = |off: u64, len: u64| {
         snap.mapping
+            .slice(off, len, DATA_START)
+            .map(|b| b.iter().rev().fold(0u64, |a, &x| (a << 8) | x as u64))
+            .unwrap_or(0)
+    };
+    let mut out = [0; 4];
+    for (i, off) in SLOT_OFFSETS.iter().enumerate() {
+        let seq = snap
+            .mapping
             .slice(off + 16, 8, DATA_START)
             .and_then(|b| le_u64(b, 0))
-            .unwrap_or(0)
-    })
+            .unwrap_or(0);
+        let len = field(off + 12, 4).clamp(8, PAGE);
+        out[2 * i] = seq;
+        out[2 * i + 1] = field(off + 88, 8) ^ (field(off + len - 4, 4) << 32);
+    }
+    out
+}
+
+/// The highest sequence number either slot's field shows.
+fn newest_seq(f: &[u64; 4]) -> u64 {
+    f[0].max(f[2])
 }
 
 impl DatasetFileCache {
@@ -75,6 +100,8 @@ impl DatasetFileCache {
         // find the ranges of the record it read already reused by two later
         // commits; then it starts again.
         let mut rec = None;
+        let mut seqs = seqs;
+        let mut incomplete = 0;
         for _ in 0..MAX_RETRIES {
             let before = slot_seqs(&cur.snap);
             let r = open::reload(&*self.store.backend);
@@ -83,6 +110,19 @@ impl DatasetFileCache {
                 std::thread::yield_now();
                 continue;
             }
+            // A slot shows a newer sequence number than the record chosen:
+            // that record is being written (the writer reuses the older
+            // state's space as soon as it is complete, without changing
+            // the fields again), or a crash left it incomplete. Wait for
+            // the first; after a while assume the second.
+            if let Ok(r) = &r {
+                if newest_seq(&before) > r.seq && incomplete < INCOMPLETE_WAITS {
+                    incomplete += 1;
+                    std::thread::sleep(std::time::Duration::from_micros(100));
+                    continue;
+                }
+            }
+            seqs = before;
             rec = Some(r?);
             break;
         }

@@ -258,7 +258,7 @@ pub(crate) struct View {
     pub overlay: Arc<Overlay>,
     /// Read-only handles: the raw sequence fields of the two commit slots
     /// when this view was made (a change means another process committed).
-    pub slot_seqs: [u64; 2],
+    pub slot_seqs: [u64; 4],
 }
 
 /// The writer's state: the storage transaction plus the cache's counters.
@@ -328,6 +328,13 @@ impl DatasetFileCache {
             header_stale,
         } = o;
         let rec = snap.record.clone();
+        // A read-only handle checks at its first read that no commit
+        // happened since the record was chosen (spec §9.1).
+        let slot_seqs = if store.read_only {
+            [u64::MAX; 4]
+        } else {
+            follow::slot_seqs(&snap)
+        };
         let overlay = Arc::new(Overlay::default());
         let writer = if store.read_only {
             None
@@ -346,7 +353,9 @@ impl DatasetFileCache {
             store,
             readers,
             view: ArcSwap::from_pointee(View {
-                slot_seqs: follow::slot_seqs(&snap),
+                // A read-only handle checks at its first read that no
+                // commit happened since the record was chosen (spec §9.1).
+                slot_seqs,
                 snap,
                 overlay,
             }),

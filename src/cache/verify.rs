@@ -499,6 +499,12 @@ impl DatasetFileCache {
             match CommitRecord::decode(b, *off) {
                 Ok(r) if r.seq == rec.seq => {}
                 Ok(r) if r.seq + 1 == rec.seq => {}
+                // Spec §7.4: a crash inside a one-phase commit leaves its
+                // record with a torn range; open falls back to this one.
+                Ok(r) if r.seq == rec.seq + 1 && r.checks.is_some() => c.report.notes.push(format!(
+                    "commit slot {i} holds commit {}, a one-phase commit a crash left incomplete; the file is at commit {}",
+                    r.seq, rec.seq
+                )),
                 Ok(r) => c.problem(
                     "commit record",
                     *off,

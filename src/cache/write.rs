@@ -434,19 +434,29 @@ impl DatasetFileCache {
         self.view.store(Arc::new(View {
             snap: w.txn.base.clone(),
             overlay: w.overlay.clone(),
-            slot_seqs: [0; 2],
+            slot_seqs: [0; 4],
         }));
         self.store.published(&mut w.txn);
     }
 
     /// Commits with the writer lock held (flush, clear, eviction, size).
     pub(crate) fn commit_locked(&self, w: &mut Writer, trim: bool) -> Result<()> {
+        // Applying readers' notes dirties LastUsed pages; when pages are
+        // short, commit the changes so far first so that theirs free up.
+        let need = self.store.commit_pages_needed(&w.txn) + OP_DIRTY_PAGES;
+        if w.txn.alloc.available_pages() < need && !self.store.is_clean(&w.txn) {
+            self.commit_and_publish(w, false)?;
+        }
         self.apply_notes(w)?;
         w.txn.meta.clock = self.clock.load(Ordering::Acquire);
         w.txn.meta.max_age_ms = self.max_age_ms.load(Ordering::Acquire);
         if !trim && !w.header_stale && self.store.is_clean(&w.txn) {
             return Ok(());
         }
+        self.commit_and_publish(w, trim)
+    }
+
+    fn commit_and_publish(&self, w: &mut Writer, trim: bool) -> Result<()> {
         self.store.commit(&mut w.txn, trim)?;
         w.header_stale = false;
         w.overlay = Arc::new(Overlay::default());
@@ -560,33 +570,27 @@ impl DatasetFileCache {
         let len16 = align_up(len, ALIGN);
         self.make_room(w, len16)?;
         let mut extra = len16.max(64 << 10);
-        let mut waits = 0;
+        let mut idle = false;
         loop {
             match self.store.alloc(&mut w.txn, len, kind) {
                 Ok(off) => return Ok(off),
                 Err(Error::NoSpace { .. }) => {}
                 Err(e) => return Err(e),
             }
-            // Space freed but still visible to readers: readers let go of it
-            // quickly (a get holds it for microseconds), so wait a little.
-            if w.txn.alloc.quarantine.has_tagged() && waits < 200 {
-                waits += 1;
-                if waits < 20 {
-                    std::thread::yield_now();
-                } else {
-                    std::thread::sleep(std::time::Duration::from_millis(1));
-                }
-                self.store.reclaim(&mut w.txn);
+            // Space freed but still visible to readers.
+            if self.store.wait_for_readers(&mut w.txn) {
                 continue;
             }
             // Enough bytes may be free but not in one piece: evict more,
             // so that neighbours merge, and commit to make it reusable.
             let evicted = self.evict(w, 0, extra)?;
-            let committed = !self.store.is_clean(&w.txn);
-            if committed {
+            if !self.store.is_clean(&w.txn) {
                 self.commit_locked(w, false)?;
             }
-            if evicted == 0 && !committed {
+            // A round without eviction may still help once (its commit
+            // releases what this transaction freed before); a second one
+            // cannot (readers' hits alone keep dirtying the transaction).
+            if evicted == 0 && std::mem::replace(&mut idle, true) {
                 return Err(Error::NoSpace {
                     detail: if w.txn.alloc.quarantine.is_empty() {
                         format!("no room for {len} bytes and nothing left to evict")
@@ -598,8 +602,10 @@ impl DatasetFileCache {
                     },
                 });
             }
+            if evicted > 0 {
+                idle = false;
+            }
             extra = extra.saturating_mul(2);
-            waits = 0;
         }
     }
 
@@ -645,6 +651,7 @@ impl DatasetFileCache {
         // The LRU order must include every use so far.
         self.apply_notes(w)?;
         let mut n = 0;
+        let mut uncommitted = 0;
         let mut freed = 0u64;
         loop {
             if w.txn.alloc.available_bytes() + freed >= want && freed >= min_freed {
@@ -652,7 +659,20 @@ impl DatasetFileCache {
             }
             let need = self.store.commit_pages_needed(&w.txn) + OP_DIRTY_PAGES;
             if w.txn.alloc.available_pages() < need {
-                break;
+                // Short of pages for the next commit. Commit the evictions
+                // so far (their pages and extents become reusable once
+                // readers let go), then go on one entry per commit while
+                // the exact cost of one removal fits.
+                if uncommitted > 0 || !self.store.is_clean(&w.txn) {
+                    self.commit_locked(w, false)?;
+                    uncommitted = 0;
+                    continue;
+                }
+                if w.txn.alloc.available_pages() < self.store.one_removal_pages(&w.txn)
+                    && !self.store.wait_for_readers(&mut w.txn)
+                {
+                    break;
+                }
             }
             let mut lru = None;
             w.txn
@@ -671,6 +691,7 @@ impl DatasetFileCache {
                 Some(r) => {
                     freed += align_up(r.stored_len().max(1), ALIGN) + r.meta_len();
                     n += 1;
+                    uncommitted += 1;
                 }
                 None => {
                     // A LastUsed entry without its entry: drop it.

@@ -246,6 +246,10 @@ pub(crate) struct Store {
 /// Bytes the commit protocol needs free beyond what is dirty.
 pub(crate) const COMMIT_SLACK_PAGES: u64 = 24;
 
+/// How many times a writer short of space waits for readers before giving
+/// up (20 yields, then 1 ms sleeps: about a fifth of a second).
+const READER_WAITS: u32 = 200;
+
 impl Store {
     /// Starts the working state on top of committed snapshot `snap`.
     pub(crate) fn begin(&self, snap: Arc<Snapshot>, phys_len: u64) -> WriteTxn {
@@ -413,6 +417,29 @@ impl Store {
         Ok(())
     }
 
+    /// Waits a little for readers to let go of freed space they may still
+    /// see (a get holds it for microseconds; a live `Value` for as long as
+    /// its owner keeps it). Returns whether some quarantined space became
+    /// usable.
+    pub(crate) fn wait_for_readers(&self, txn: &mut WriteTxn) -> bool {
+        let before = txn.alloc.quarantine_pages();
+        for i in 0..READER_WAITS {
+            if !txn.alloc.quarantine.has_tagged() {
+                return false;
+            }
+            if i < 20 {
+                std::thread::yield_now();
+            } else {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            self.reclaim(txn);
+            if txn.alloc.quarantine_pages() < before {
+                return true;
+            }
+        }
+        false
+    }
+
     /// Drops quarantined space and retired mappings no reader can reach.
     pub(crate) fn reclaim(&self, txn: &mut WriteTxn) {
         if txn.alloc.quarantine.has_tagged() || !txn.retired_maps.is_empty() {
@@ -437,6 +464,20 @@ impl Store {
         // Page assignment changes the allocator's two trees too.
         let trees = (txn.alloc.alloc.height as u64 + txn.alloc.free.height as u64 + 2) * 2;
         dirty + dirty / 8 + trees + COMMIT_SLACK_PAGES
+    }
+
+    /// A bound on the pages a commit needs after removing one more entry
+    /// from a clean transaction: the paths through the primary and LastUsed
+    /// indexes (with a sibling per level for merges) plus the allocator's
+    /// own changes. Tighter than [`commit_pages_needed`](Self::commit_pages_needed)
+    /// so that a full cache can still evict one entry at a time.
+    pub(crate) fn one_removal_pages(&self, txn: &WriteTxn) -> u64 {
+        let paths = (txn.tree(TreeId::PRIMARY).height as u64
+            + txn.tree(TreeId::LAST_USED).height as u64
+            + 2)
+            * 2;
+        let trees = (txn.alloc.alloc.height as u64 + txn.alloc.free.height as u64 + 2) * 2;
+        txn.arena.len() as u64 + paths + trees
     }
 
     /// Allocates an extent for `len` bytes of `kind`.
@@ -626,7 +667,7 @@ impl Store {
         // Give every dirty node a page. Allocating changes the allocator's
         // trees (more dirty nodes, more replaced pages); repeat until stable.
         let mut rounds = 0;
-        loop {
+        'assign: loop {
             self.release_cow_pages(txn)?;
             let todo = txn.arena.unassigned();
             if todo.is_empty() {
@@ -641,6 +682,9 @@ impl Store {
                     continue;
                 }
                 let p = match self.with_alloc(txn, |a, cx| a.alloc(cx, PAGE, PAGE, ExtentKind::Node)) {
+                    // A failed search changes nothing: wait for readers to
+                    // release freed space, then assign the pages again.
+                    Err(Error::NoSpace { .. }) if self.wait_for_readers(txn) => continue 'assign,
                     Err(Error::NoSpace { detail }) => {
                         return Err(internal!(
                             "no page for a dirty node at commit ({detail}); dirty {}, available pages {}, free pages {}, quarantined pages {}, file {}",

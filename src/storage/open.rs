@@ -238,12 +238,18 @@ fn open_locked(
     opts: StoreOptions,
     pins: Arc<dyn Pins>,
 ) -> Result<Opened> {
-    let len = backend
-        .len()
-        .map_err(|e| Error::io("reading the file length", e))?;
-    let head = read_head(&*backend, len)?;
+    let (len, head, chosen) = if read_only {
+        read_stable(&*backend)?
+    } else {
+        let len = backend
+            .len()
+            .map_err(|e| Error::io("reading the file length", e))?;
+        let head = read_head(&*backend, len)?;
+        let chosen = choose_record(&*backend, &head, len);
+        (len, head, chosen)
+    };
     let header = Headers::decode(&head);
-    let record = match choose_record(&*backend, &head, len) {
+    let record = match chosen {
         Ok(r) => r,
         Err(e) => {
             // With neither a valid header nor a record, the header decides
@@ -284,6 +290,33 @@ fn open_locked(
         header_stale,
     })
 }
+
+/// Reads the head and chooses the record as a seqlock section: a writer in
+/// another process may commit meanwhile (and reuse the space of the state
+/// before), so the choice stands only if the commit slots did not change
+/// while it was made (spec §9.1).
+fn read_stable(backend: &dyn StorageBackend) -> Result<(u64, Vec<u8>, Result<CommitRecord>)> {
+    let mut last = None;
+    for _ in 0..STABLE_READ_TRIES {
+        let len = backend
+            .len()
+            .map_err(|e| Error::io("reading the file length", e))?;
+        let head = read_head(backend, len)?;
+        let chosen = choose_record(backend, &head, len);
+        let again = read_head(backend, len)?;
+        let slots = SLOT_OFFSETS[0] as usize..head.len().min(DATA_START as usize);
+        if again.get(slots.clone()) == head.get(slots) {
+            return Ok((len, head, chosen));
+        }
+        last = Some((len, head, chosen));
+        std::thread::yield_now();
+    }
+    // The slots kept changing: report what the last attempt found.
+    last.ok_or_else(|| crate::internal!("no attempt to read the commit records"))
+}
+
+/// How often opening read-only retries while another process commits.
+const STABLE_READ_TRIES: usize = 1000;
 
 /// Picks the committed state: the valid record with the highest sequence
 /// number, unless it is a one-phase record whose check list fails (its

@@ -1,13 +1,13 @@
-//! Reproduction of library bug 1 found by the reliability tests (issue 4):
-//! `verify()` reports a problem for the state a crash during a one-phase
-//! commit legitimately leaves. Fails until the bug is fixed.
+//! Regression test for a bug the reliability tests found (issue 4):
+//! `verify()` reported a problem for the state a crash during a one-phase
+//! commit legitimately leaves.
 
 mod common;
 
 use common::format;
 use dfcache::{DatasetFileCache, Flushable};
 
-/// Bug 1: `verify()` reports a problem for the state a crash during a
+/// `verify()` reports a problem for the state a crash during a
 /// one-phase commit leaves (spec §7.4: the record is written, one of its
 /// ranges is torn, so the file opens at the commit before). That state is
 /// sound; verify should at most note the incomplete record.

@@ -1,13 +1,12 @@
-//! Reproduction of library bug 3 found by the reliability tests (issue 4):
-//! lowering the maximum file size fails with `NoSpace` although no `Value`
-//! is alive and entries could be evicted. Deterministic. Fails until the
-//! bug is fixed.
+//! Regression test for a bug the reliability tests found (issue 4):
+//! lowering the maximum file size failed with `NoSpace` although no `Value`
+//! is alive and entries could be evicted. Deterministic.
 
 mod common;
 
 use dfcache::{Flushable, OpenOptions};
 
-/// Bug 3: lowering the maximum file size fails with `NoSpace` ("... bytes
+/// lowering the maximum file size fails with `NoSpace` ("... bytes
 /// in use cannot be made to fit") although no `Value` is alive and the
 /// entries could be evicted; the documentation promises `NoSpace` only when
 /// live Values hold space past the new size. Found by the `ops` fuzz target
