@@ -109,7 +109,7 @@ impl Cfg {
             churn_blocks: 250_000,
             churn_cap: 256 * MIB,
             churn_hot: 1_000,
-            churn_hot_reps: 50,
+            churn_hot_reps: 20,
             zipf: 0.99,
             rss_bytes: 1 << 30,
             seq_bytes: 256 * MIB,
@@ -311,8 +311,10 @@ const GET_BUDGET: Duration = Duration::from_secs(4);
 
 /// Times up to `reps` runs of the gets in `seq` split over `threads`
 /// threads (see [`GET_BUDGET`]); returns the median ops/s.
+#[allow(clippy::too_many_arguments)]
 fn time_gets(
     section: &str,
+    engine: Kind,
     s: &dyn Store,
     d: &Data,
     seq: &[u32],
@@ -320,7 +322,7 @@ fn time_gets(
     one_txn: bool,
     reps: usize,
 ) -> Result<f64> {
-    let _p = prof::section(section);
+    let _p = prof::section(section, engine.name());
     let mut rates = Vec::new();
     let start = Instant::now();
     for _ in 0..reps {
@@ -372,7 +374,7 @@ fn load_fresh(
     order: &[u32],
 ) -> Result<(Box<dyn Store>, Duration, u64)> {
     let s = kind.create(dir)?;
-    let p = prof::section(section);
+    let p = prof::section(section, kind.name());
     let t = Instant::now();
     s.load(d, order)
         .with_context(|| format!("{}: bulk load", kind.name()))?;
@@ -594,6 +596,12 @@ fn phase_main(cfg: &Cfg, r: &mut Results, kinds: &[Kind]) -> Result<()> {
         Fmt::Dec3,
     );
     r.row(
+        "commit_max",
+        "3. durable commit latency max (the first commit after the reads above)",
+        "ms",
+        Fmt::Dec3,
+    );
+    r.row(
         "commit_disk_p50",
         "3. (the disk right before: 4 KiB pwrite + fdatasync p50)",
         "ms",
@@ -637,24 +645,24 @@ fn phase_main(cfg: &Cfg, r: &mut Results, kinds: &[Kind]) -> Result<()> {
         r.set(
             "get4k_1t",
             col,
-            time_gets("gets1", &*s, &d, &seq, 1, false, cfg.reps)?,
+            time_gets("gets1", k, &*s, &d, &seq, 1, false, cfg.reps)?,
         );
         if k.has_read_txn() {
             r.set(
                 "get4k_1t_txn",
                 col,
-                time_gets("gets1-txn", &*s, &d, &seq, 1, true, 1)?,
+                time_gets("gets1-txn", k, &*s, &d, &seq, 1, true, 1)?,
             );
         }
         r.set(
             "get4k_2t",
             col,
-            time_gets("gets2", &*s, &d, &seq, 2, false, 1)?,
+            time_gets("gets2", k, &*s, &d, &seq, 2, false, 1)?,
         );
         if k != Kind::HashMap {
             log!("main: {col}: scan");
             let mut rates = Vec::new();
-            let _p = prof::section("scan");
+            let p = prof::section("scan", col);
             for _ in 0..cfg.reps {
                 let t = Instant::now();
                 let seen = s.scan(&d)?;
@@ -663,12 +671,13 @@ fn phase_main(cfg: &Cfg, r: &mut Results, kinds: &[Kind]) -> Result<()> {
                 }
                 rates.push(d.payload() as f64 / secs(t.elapsed()) / 1e6);
             }
+            drop(p);
             r.set("scan_mbs", col, median(rates));
             log!("main: {col}: durable commits");
             let probe = sys::fsync_probe(&cfg.dir, cfg.fsyncs.min(100))?;
             r.set("commit_disk_p50", col, probe.0);
             let mut lat = Vec::with_capacity(cfg.commits);
-            let p = prof::section("commits");
+            let p = prof::section("commits", col);
             let t = Instant::now();
             let mut next = cfg.n as u64;
             for _ in 0..cfg.commits {
@@ -683,6 +692,7 @@ fn phase_main(cfg: &Cfg, r: &mut Results, kinds: &[Kind]) -> Result<()> {
             lat.sort_by(f64::total_cmp);
             r.set("commit_p50", col, percentile(&lat, 50.0));
             r.set("commit_p99", col, percentile(&lat, 99.0));
+            r.set("commit_max", col, lat.last().copied().unwrap_or(f64::NAN));
         }
         drop(s);
         done_with(cfg, &dir)?;
@@ -766,7 +776,7 @@ fn phase_large(cfg: &Cfg, r: &mut Results, kinds: &[Kind]) -> Result<()> {
             r.set("load64k_mbs", col, d.payload() as f64 / secs(took) / 1e6);
             s
         };
-        let ops = time_gets("gets-large", &*s, &d, &seq, 1, false, cfg.reps)?;
+        let ops = time_gets("gets-large", k, &*s, &d, &seq, 1, false, cfg.reps)?;
         r.set("get64k_mbs", col, ops * cfg.large_value as f64 / 1e6);
         drop(s);
         done_with(cfg, &dir)?;
@@ -826,12 +836,12 @@ fn phase_small(cfg: &Cfg, r: &mut Results, kinds: &[Kind]) -> Result<()> {
         r.set(
             "get150_1t",
             col,
-            time_gets("gets-small", &*s, &d, &seq, 1, false, cfg.reps)?,
+            time_gets("gets-small", k, &*s, &d, &seq, 1, false, cfg.reps)?,
         );
         r.set(
             "get150_2t",
             col,
-            time_gets("gets2-small", &*s, &d, &seq, 2, false, 1)?,
+            time_gets("gets2-small", k, &*s, &d, &seq, 2, false, 1)?,
         );
         drop(s);
         done_with(cfg, &dir)?;
@@ -876,7 +886,7 @@ fn phase_compressible(cfg: &Cfg, r: &mut Results, kinds: &[Kind]) -> Result<()> 
         r.set(
             "getz_1t",
             col,
-            time_gets("gets-z", &*s, &d, &seq, 1, false, cfg.reps)?,
+            time_gets("gets-z", k, &*s, &d, &seq, 1, false, cfg.reps)?,
         );
         drop(s);
         done_with(cfg, &dir)?;
@@ -970,7 +980,7 @@ fn phase_churn(cfg: &Cfg, r: &mut Results, kinds: &[Kind]) -> Result<()> {
         )?;
         log!("churn: {name}");
         let mut c = v.build(&dir, d.clone(), cap)?;
-        let p = prof::section("churn");
+        let p = prof::section("churn", name);
         let t = Instant::now();
         let mut hits = 0u64;
         for &i in &seq {

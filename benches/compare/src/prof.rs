@@ -3,7 +3,7 @@
 //!
 //! ```sh
 //! mkfifo /tmp/ctl
-//! DFC_PERF_CTL=/tmp/ctl DFC_PERF_SECTION=gets1 \
+//! DFC_PERF_CTL=/tmp/ctl DFC_PERF_SECTION=gets1 DFC_PERF_ENGINE=dfcache \
 //!   perf record -g --control=fifo:/tmp/ctl -D -1 -- \
 //!   benches/compare/target/release/dfcache-compare --engines dfcache --phases main --no-write
 //! ```
@@ -16,13 +16,17 @@ use std::io::Write;
 /// Records (if asked to) while it lives.
 pub struct Section(Option<std::fs::File>);
 
-/// Starts section `name`: perf records until the returned guard drops, when
-/// `DFC_PERF_SECTION` names it and `DFC_PERF_CTL` names perf's control FIFO.
-pub fn section(name: &str) -> Section {
+/// Starts section `name` of engine `engine`: perf records until the
+/// returned guard drops, when `DFC_PERF_SECTION` names the section,
+/// `DFC_PERF_ENGINE` (if set) the engine, and `DFC_PERF_CTL` perf's control
+/// FIFO.
+pub fn section(name: &str, engine: &str) -> Section {
     let wanted = std::env::var("DFC_PERF_SECTION").ok();
     let ctl = std::env::var("DFC_PERF_CTL").ok();
+    let engine_ok =
+        std::env::var("DFC_PERF_ENGINE").map_or(true, |e| e.eq_ignore_ascii_case(engine));
     match (wanted, ctl) {
-        (Some(w), Some(ctl)) if w == name => {
+        (Some(w), Some(ctl)) if w == name && engine_ok => {
             let mut f = std::fs::OpenOptions::new()
                 .write(true)
                 .open(&ctl)

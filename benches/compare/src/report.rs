@@ -378,7 +378,9 @@ pub const METHOD: &str = r#"## How it is measured
   store, 2,000 times; latency per commit is timed. The disk's sync latency on
   this virtual machine drifts by 10x over minutes, so a 4 KiB pwrite +
   fdatasync probe runs right before each engine's commits and is reported
-  beside them.
+  beside them. The commits run right after the gets and scans on the same
+  store: dfcache applies the LRU uses recorded by those reads at its next
+  commit, so its first commit carries that work (the "max" row).
 - **Reopen** = open the store and do one (checked) get, warm page cache; the
   close before it is not timed.
 - **Churn**: Zipf(0.99) reads over 250,000 blocks; the rank → block map is a
@@ -394,7 +396,7 @@ pub const METHOD: &str = r#"## How it is measured
   they use their non-durable modes (no fsync per read): LMDB `NO_SYNC`, redb
   `Durability::None`, SQLite `synchronous=OFF`, fjall's default (journal to
   OS buffers, no persist). Hit-only phase: the 1,000 hottest blocks are
-  read once, then 50 more times each, and `/proc/self/io` is compared before
+  read once, then 20 more times each, and `/proc/self/io` is compared before
   and after (`write_bytes`: pages this process dirtied, memory-mapped writes
   included; `wchar`: bytes passed to write syscalls).
 - **Memory**: each engine bulk-loads 1 GiB of 4 KiB values (one commit) in a
