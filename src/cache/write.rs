@@ -445,15 +445,21 @@ impl DatasetFileCache {
         // short, commit the changes so far first so that theirs free up.
         let need = self.store.commit_pages_needed(&w.txn) + OP_DIRTY_PAGES;
         if w.txn.alloc.available_pages() < need && !self.store.is_clean(&w.txn) {
+            self.stamp_meta(w);
             self.commit_and_publish(w, false)?;
         }
         self.apply_notes(w)?;
-        w.txn.meta.clock = self.clock.load(Ordering::Acquire);
-        w.txn.meta.max_age_ms = self.max_age_ms.load(Ordering::Acquire);
+        self.stamp_meta(w);
         if !trim && !w.header_stale && self.store.is_clean(&w.txn) {
             return Ok(());
         }
         self.commit_and_publish(w, trim)
+    }
+
+    /// Copies the LRU clock and the maximum age into the state to commit.
+    fn stamp_meta(&self, w: &mut Writer) {
+        w.txn.meta.clock = self.clock.load(Ordering::Acquire);
+        w.txn.meta.max_age_ms = self.max_age_ms.load(Ordering::Acquire);
     }
 
     fn commit_and_publish(&self, w: &mut Writer, trim: bool) -> Result<()> {
