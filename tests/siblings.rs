@@ -517,3 +517,52 @@ fn lowering_the_cap_moves_dictionaries() {
         );
     }
 }
+
+#[test]
+fn too_few_or_tiny_samples_are_refused_not_crashed_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = cache(&dir, 0);
+    // zstd's trainer itself crashes on some of these.
+    let cases: Vec<Vec<Vec<u8>>> = vec![
+        vec![],
+        vec![b"x".to_vec(); 9],
+        vec![b"x".to_vec(); 10],
+        vec![b"abcdefgh".to_vec(); 9],
+        vec![vec![7u8; 7]; 1000],
+        vec![vec![1u8; 100]; 3],
+    ];
+    for samples in cases {
+        let n = samples.len();
+        match c.train_dictionary(samples, 8192) {
+            Err(dfcache::Error::InvalidArgument(_)) => {}
+            other => panic!("{n} samples: {other:?}"),
+        }
+    }
+    assert!(c.dictionaries().unwrap().is_empty());
+}
+
+#[test]
+fn a_new_dictionary_is_tried_at_once_and_on_short_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = cache(&dir, 0);
+    // Incompressible values first: compression backs off.
+    for i in 0..40u64 {
+        let v: Vec<u8> = (0..200u64)
+            .map(|j| {
+                (i.wrapping_mul(6364136223846793005) ^ j.wrapping_mul(1442695040888963407))
+                    .to_le_bytes()[3]
+            })
+            .collect();
+        c.put(format!("noise/{i}").as_bytes(), &v).unwrap();
+    }
+    let short = |i: u32| format!(r#"{{"scene":{i},"product":"ga_ls8c_ard_3"}}"#);
+    let samples: Vec<String> = (100..600).map(short).collect();
+    let id = c.train_dictionary(&samples, 4096).unwrap();
+    let v = short(9999);
+    assert!(v.len() < 64, "a short value ({} bytes)", v.len());
+    c.put(b"doc/new", v.as_bytes()).unwrap();
+    let info = c.entry_info(b"doc/new").unwrap().unwrap();
+    assert_eq!(info.dictionary, id);
+    assert!(info.stored_len < info.raw_len, "{info:?}");
+    assert_eq!(c.get(b"doc/new").unwrap().unwrap().to_vec(), v.as_bytes());
+}

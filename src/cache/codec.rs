@@ -18,8 +18,10 @@ use crate::cache::dict::LoadedDict;
 use crate::cache::record::Codec;
 use crate::error::{Error, Result};
 
-/// Values shorter than this are never compressed.
+/// Values shorter than this are never compressed...
 const MIN_COMPRESS: usize = 64;
+/// ...unless a dictionary is used: it lets short values shrink too.
+const MIN_COMPRESS_DICT: usize = 16;
 /// Failures in a row after which most values are not tried.
 const BACKOFF_AFTER: u32 = 8;
 /// While backing off, one value in this many is tried.
@@ -77,6 +79,11 @@ impl Backoff {
             .is_multiple_of(BACKOFF_TRY_ONE_IN)
     }
 
+    /// Starts over (a new dictionary may make values compress again).
+    pub(crate) fn reset(&self) {
+        self.failures.store(0, Ordering::Relaxed);
+    }
+
     fn record(&self, compressed: bool) {
         if compressed {
             self.failures.store(0, Ordering::Relaxed);
@@ -106,7 +113,12 @@ pub(crate) fn compress_with(
     let Some(level) = level else {
         return Ok((Codec::Raw, None));
     };
-    if v.len() < MIN_COMPRESS || !backoff.should_try() {
+    let min = if dict.is_some() {
+        MIN_COMPRESS_DICT
+    } else {
+        MIN_COMPRESS
+    };
+    if v.len() < min || !backoff.should_try() {
         return Ok((Codec::Raw, None));
     }
     let out = match dict {

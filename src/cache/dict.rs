@@ -28,6 +28,14 @@ pub type DictionaryId = u32;
 /// Largest dictionary a cache accepts.
 pub const MAX_DICTIONARY_SIZE: usize = 1 << 20;
 
+/// Samples shorter than this are left out of training (zstd's trainer works
+/// on 8-byte segments).
+const MIN_SAMPLE_LEN: usize = 8;
+/// The fewest samples `train_dictionary` accepts.
+const MIN_SAMPLES: usize = 8;
+/// The fewest sample bytes `train_dictionary` accepts.
+const MIN_SAMPLE_BYTES: usize = 1024;
+
 const DESC: u8 = 0x01;
 const DEFAULT: u8 = 0x02;
 
@@ -238,9 +246,10 @@ impl DatasetFileCache {
     /// Existing values keep theirs.
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] when zstd cannot train on the samples
-    /// (too few or too small: give it dozens of representative values) or
-    /// `size` exceeds 1 MiB; [`Error::ReadOnly`]; I/O errors.
+    /// [`Error::InvalidArgument`] when there are fewer than 8 samples of at
+    /// least 8 bytes (shorter ones are left out) or less than 1 KiB of
+    /// them, when zstd cannot train on them (give it dozens of
+    /// representative values), or when `size` is 0 or exceeds 1 MiB; [`Error::ReadOnly`]; I/O errors.
     pub fn train_dictionary<S: AsRef<[u8]>>(
         &self,
         samples: impl IntoIterator<Item = S>,
@@ -266,7 +275,19 @@ impl DatasetFileCache {
                 "dictionary size {size} is not between 1 and {MAX_DICTIONARY_SIZE}"
             )));
         }
-        let samples: Vec<S> = samples.into_iter().collect();
+        // zstd's trainer crashes (rather than failing) on too little input
+        // or on samples shorter than its segment length: check first.
+        let samples: Vec<S> = samples
+            .into_iter()
+            .filter(|s| s.as_ref().len() >= MIN_SAMPLE_LEN)
+            .collect();
+        let total: usize = samples.iter().map(|s| s.as_ref().len()).sum();
+        if samples.len() < MIN_SAMPLES || total < MIN_SAMPLE_BYTES {
+            return Err(Error::InvalidArgument(format!(
+                "{} samples of at least {MIN_SAMPLE_LEN} bytes ({total} bytes in all) are too few to train a dictionary: give at least {MIN_SAMPLES} samples and {MIN_SAMPLE_BYTES} bytes",
+                samples.len()
+            )));
+        }
         let dict = zstd::dict::from_samples(&samples, size).map_err(|e| {
             Error::InvalidArgument(format!(
                 "zstd could not train a dictionary on {} samples: {e} (give it more, representative values)",
@@ -411,6 +432,8 @@ impl DatasetFileCache {
         }?;
         let d = read_defaults(w.txn.reader(TreeId::DICTS))?;
         *self.dicts.defaults.write() = Some(d);
+        // Values that did not compress without this dictionary may now.
+        self.backoff.reset();
         Ok(())
     }
 }
