@@ -566,3 +566,31 @@ fn a_new_dictionary_is_tried_at_once_and_on_short_values() {
     assert!(info.stored_len < info.raw_len, "{info:?}");
     assert_eq!(c.get(b"doc/new").unwrap().unwrap().to_vec(), v.as_bytes());
 }
+
+#[test]
+fn progress_reports_end_at_the_totals() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = cache(&dir, 0);
+    for i in 0..1000u32 {
+        c.put(
+            format!("k{i:05}").as_bytes(),
+            &vec![i as u8; 100 + i as usize],
+        )
+        .unwrap();
+    }
+    c.flush().unwrap();
+    let mut last = None;
+    let rep = c.verify_with_progress(&mut |p| last = Some(p)).unwrap();
+    assert!(rep.is_ok());
+    let p = last.expect("verify reported progress");
+    assert_eq!((p.entries, p.entries_total), (1000, 1000));
+    assert_eq!(p.bytes, p.bytes_total);
+    let mut last = None;
+    c.compact_to_with_progress(dir.path().join("copy.dfc"), Default::default(), &mut |p| {
+        last = Some(p)
+    })
+    .unwrap();
+    let p = last.expect("compaction reported progress");
+    assert_eq!((p.entries, p.entries_total), (1000, 1000));
+    assert_eq!(p.bytes, p.bytes_total);
+}

@@ -171,6 +171,8 @@ impl DatasetFileCache {
         if let Some(e) = err {
             return Err(e);
         }
+        // A last report with everything copied, so a bar reaches its end.
+        progress(p);
         copy_last_used(&out, &snap, report.entries)?;
         out.with_writer(|w| {
             w.txn.meta.max_age_ms = rec.max_age_ms;

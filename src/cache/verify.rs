@@ -401,6 +401,10 @@ impl DatasetFileCache {
                 Some(MetaRef::Inline { .. }) | None => {}
             }
         });
+        // A last report with everything done, so a bar reaches its end.
+        p.entries = c.report.entries;
+        p.bytes = c.report.value_bytes;
+        progress(p);
         // LastUsed index: tick -> key, one per entry.
         let mut lru = 0u64;
         c.tree(TreeId::LAST_USED, |c, k, v| {
