@@ -382,3 +382,47 @@ fn stats_count_what_happened() {
     assert!(s.file_size <= 2 << 20);
     assert_eq!(s.maximum_file_size, 2 << 20);
 }
+
+#[test]
+fn a_damaged_value_in_a_read_only_cache_is_read_from_the_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("damaged.dfc");
+    let src = Source::new(0);
+    {
+        let c = OpenOptions::new()
+            .compression_level(None)
+            .create(&path, 0)
+            .unwrap();
+        CachedDataset::new(src.clone(), Arc::new(c))
+            .warm([1, 2, 4])
+            .unwrap();
+    }
+    // Damage block 2's stored bytes (raw, so they can be found).
+    let mut img = std::fs::read(&path).unwrap();
+    let want = block(1, 2);
+    let at = img
+        .windows(want.len())
+        .position(|w| w == want.as_slice())
+        .expect("block 2 is stored raw");
+    img[at + 100] ^= 0x55;
+    std::fs::write(&path, &img).unwrap();
+
+    let ro = Arc::new(DatasetFileCache::open(&path, true).unwrap());
+    assert!(matches!(
+        ro.get(&src.id().block_key(2)),
+        Err(Error::Corrupt { .. })
+    ));
+    src.reads.store(0, Ordering::SeqCst);
+    let ds = CachedDataset::new(src.clone(), ro);
+    assert_eq!(
+        ds.read_block(2).unwrap(),
+        Some(want),
+        "right value, from the source"
+    );
+    assert_eq!(ds.read_block(1).unwrap(), Some(block(1, 1)), "a hit");
+    assert_eq!(
+        src.reads.load(Ordering::SeqCst),
+        1,
+        "only the damaged block"
+    );
+}
