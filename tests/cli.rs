@@ -1287,12 +1287,30 @@ fn readme_shell_blocks() -> TestResult {
     // below and checked by what it must print.
     assert_eq!(sessions.len(), 2, "two CLI sessions in the README");
     // The other shell blocks are the set-up commands (the demo runs in
-    // `demo_runs`, the test suite is this) and the fuzzing commands, which
-    // need cargo-fuzz; a new block must be added here with its test.
-    assert_eq!(others.len(), 2, "{others:?}");
+    // `demo_runs`, the test suite is this), the comparison benchmark (CI's
+    // `.ci/run` runs its smoke command; the full run takes minutes) and the
+    // fuzzing commands, which need cargo-fuzz; a new block must be added
+    // here with its test.
+    assert_eq!(others.len(), 3, "{others:?}");
     assert!(others[0].contains("cargo run --release -- demo"));
     assert!(others[0].contains("cargo test --release"));
-    assert!(others[1].contains("cargo fuzz run"));
+    let ci = fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/.ci/run"))?;
+    let smoke = others[1]
+        .lines()
+        .find(|l| l.contains("--smoke"))
+        .ok_or("README: no smoke command")?;
+    let smoke_args = smoke
+        .split('#')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .skip(3);
+    assert!(
+        ci.lines().any(|l| l.contains("benches/compare/Cargo.toml")
+            && smoke_args.clone().all(|a| l.contains(a))),
+        "CI runs the README's smoke command"
+    );
+    assert!(others[2].contains("cargo fuzz run"));
 
     // Each session in an empty folder of its own, with the built dfcache
     // first on PATH.
