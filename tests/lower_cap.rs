@@ -1,6 +1,8 @@
-//! Regression test for a bug the reliability tests found (issue 4):
-//! lowering the maximum file size failed with `NoSpace` although no `Value`
-//! is alive and entries could be evicted. Deterministic.
+//! Regression tests for bugs the reliability tests found (issue 4) in
+//! lowering the maximum file size: it failed with `NoSpace` although no
+//! `Value` was alive and entries could be evicted, and lowering it to just
+//! above the file's length left no room to commit an eviction, so every
+//! later put failed. Deterministic.
 
 mod common;
 
@@ -43,5 +45,37 @@ fn lowering_the_cap_evicts_instead_of_failing() {
     c.flush().unwrap();
     // No Value is alive: lowering the cap must evict what does not fit.
     c.set_maximum_file_size(1 << 20).unwrap();
+    assert!(c.verify().unwrap().is_ok());
+}
+
+/// Lowering the cap to just above the file's length used to only record it:
+/// the file, filled to a few pages under the new cap, had no room left for
+/// the pages an eviction's commit needs, so a put that any empty cache
+/// holds failed with `NoSpace` ("nothing left to evict") while six entries
+/// were there to evict. Found by the `ops` fuzz target (input
+/// `fuzz/corpus/ops/bug5-cap-just-above-file`).
+#[test]
+fn lowering_the_cap_to_just_above_the_file_keeps_room_to_evict() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = OpenOptions::new()
+        .compression_level(None)
+        .max_dirty_pages(64)
+        .create(dir.path().join("b5.dfc"), 2 << 20)
+        .unwrap();
+    let v = |n: usize, s: u64| common::bytes(n, s, false);
+    let sizes = [180_000, 184_000, 196_000, 192_000, 196_000, 48_000];
+    for (i, n) in sizes.into_iter().enumerate() {
+        c.put(format!("k{i}").as_bytes(), &v(n, i as u64)).unwrap();
+    }
+    c.flush().unwrap();
+    let len = c.stats().unwrap().file_size;
+    assert!(
+        len < 1 << 20 && len + (64 << 10) > 1 << 20,
+        "file of {len} bytes"
+    );
+    c.set_maximum_file_size(1 << 20).unwrap();
+    c.put(b"big", &v(284_000, 9)).unwrap();
+    assert_eq!(c.get(b"big").unwrap().unwrap().to_vec(), v(284_000, 9));
+    assert!(c.stats().unwrap().file_size <= 1 << 20);
     assert!(c.verify().unwrap().is_ok());
 }

@@ -159,11 +159,12 @@ impl DatasetFileCache {
     }
 
     /// Changes the maximum file size (0 = unlimited), in place. Raising it
-    /// (or lowering it to no less than the file's current length) just
-    /// records it. Lowering it below the current length evicts least
-    /// recently used entries until the rest fits, moves what lies past the
-    /// new size below it, and truncates the file; what still fits stays.
-    /// Commits.
+    /// just records it. Lowering it evicts least recently used entries
+    /// until the rest fits with the headroom later commits need (even when
+    /// the file is already shorter than the new size: a file filled to
+    /// just under it could not commit the removal an eviction makes),
+    /// moves what lies past the new size below it, and truncates the file;
+    /// what still fits stays. Commits.
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] for a size below 1 MiB; [`Error::ReadOnly`];
@@ -173,7 +174,8 @@ impl DatasetFileCache {
     pub fn set_maximum_file_size(&self, max: u64) -> Result<()> {
         check_max_size(max)?;
         self.with_writer(|w| {
-            if max == 0 || max >= w.txn.alloc.file_len {
+            let old = w.txn.alloc.cap;
+            if max == 0 || (old != 0 && max >= old) {
                 return self.set_cap(w, max);
             }
             let r = self.shrink_to(w, max);
