@@ -329,6 +329,41 @@ fn verify_finds_damage_and_says_where() {
     assert!(rw.verify().unwrap().is_ok());
 }
 
+/// A handle checks a value's crc32 once and then trusts the mapped bytes
+/// (spec §9); `check_every_read` checks on every read, so damage done
+/// behind an open handle is still a miss there, and `verify` always finds it.
+#[test]
+fn damage_behind_an_open_handle_is_found_by_check_every_read_and_verify() {
+    use std::os::unix::fs::FileExt;
+    for every in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("d.dfc");
+        let c = OpenOptions::new()
+            .compression_level(None)
+            .check_every_read(every)
+            .create(&p, 0)
+            .unwrap();
+        let v: Vec<u8> = (0..4096u32).map(|i| (i * 7 % 251) as u8).collect();
+        c.put(b"k", &v).unwrap();
+        c.flush().unwrap();
+        assert_eq!(c.get(b"k").unwrap().unwrap().to_vec(), v);
+        let b = fs::read(&p).unwrap();
+        let at = b.windows(v.len()).position(|w| w == v.as_slice()).unwrap();
+        let f = fs::OpenOptions::new().write(true).open(&p).unwrap();
+        f.write_at(&[v[100] ^ 0x40], (at + 100) as u64).unwrap();
+        let r = c.verify().unwrap();
+        assert_eq!(r.problems.len(), 1, "{:#?}", r.problems);
+        assert_eq!(r.problems[0].offset, at as u64);
+        if every {
+            assert!(c.get(b"k").unwrap().is_none(), "damaged value served");
+            assert_eq!(c.stats().unwrap().corrupt_drops, 1);
+        } else {
+            // Checked at the first read: the handle does not look again.
+            assert!(c.get(b"k").unwrap().is_some());
+        }
+    }
+}
+
 #[test]
 fn compaction_makes_a_minimal_equal_copy() {
     let dir = tempfile::tempdir().unwrap();

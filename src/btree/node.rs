@@ -64,6 +64,21 @@ pub(crate) enum Pos {
 }
 
 /// Computes the CRC stored in a node page (bytes 8..4096).
+/// Bytewise order, with the first eight bytes compared as one integer:
+/// keys below a node's prefix are short (a dataset block's is 8 bytes),
+/// and a call into `memcmp` per probe of a binary search costs more than
+/// the comparison itself.
+#[inline]
+pub(crate) fn cmp_keys(a: &[u8], b: &[u8]) -> Ordering {
+    if let (Some(x), Some(y)) = (a.first_chunk::<8>(), b.first_chunk::<8>()) {
+        let (x, y) = (u64::from_be_bytes(*x), u64::from_be_bytes(*y));
+        if x != y {
+            return x.cmp(&y);
+        }
+    }
+    a.cmp(b)
+}
+
 pub(crate) fn page_crc(page: &[u8]) -> u32 {
     crc32fast::hash(page.get(8..).unwrap_or(&[]))
 }
@@ -277,7 +292,7 @@ impl<'a> NodeView<'a> {
         let (mut lo, mut hi) = (0usize, self.n);
         while lo < hi {
             let mid = (lo + hi) / 2;
-            match self.suffix(mid)?.cmp(rest) {
+            match cmp_keys(self.suffix(mid)?, rest) {
                 Ordering::Less => lo = mid + 1,
                 Ordering::Greater => hi = mid,
                 Ordering::Equal => return Ok(Pos::Found(mid)),
@@ -415,7 +430,7 @@ impl Node {
 
     /// Where `key` is among the keys.
     pub(crate) fn search(&self, key: &[u8]) -> Pos {
-        match self.keys.binary_search_by(|k| k.as_slice().cmp(key)) {
+        match self.keys.binary_search_by(|k| cmp_keys(k, key)) {
             Ok(i) => Pos::Found(i),
             Err(i) => Pos::Missing(i),
         }
@@ -618,6 +633,29 @@ pub(crate) fn shortest_separator(a: &[u8], b: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cmp_keys_is_bytewise_order() {
+        let keys: Vec<Vec<u8>> = vec![
+            vec![],
+            vec![0],
+            vec![0, 0, 0, 0, 0, 0, 0, 0],
+            vec![0, 0, 0, 0, 0, 0, 0, 0, 0],
+            vec![0, 0, 0, 0, 0, 0, 0, 1],
+            vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10],
+            vec![1, 2, 3, 4, 5, 6, 7, 8, 9],
+            vec![1, 2, 3, 4, 5, 6, 7, 9],
+            vec![255; 8],
+            vec![255; 12],
+            vec![128, 0, 0, 0, 0, 0, 0, 0, 5],
+            vec![127, 255, 255, 255, 255, 255, 255, 255, 5],
+        ];
+        for a in &keys {
+            for b in &keys {
+                assert_eq!(cmp_keys(a, b), a.cmp(b), "{a:?} {b:?}");
+            }
+        }
+    }
 
     fn leaf(entries: &[(&[u8], &[u8])]) -> Node {
         let mut n = Node::new(0);

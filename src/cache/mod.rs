@@ -14,6 +14,7 @@
 
 pub(crate) mod admin;
 pub(crate) mod bulk;
+pub(crate) mod checked;
 pub(crate) mod codec;
 pub(crate) mod compact;
 pub(crate) mod dict;
@@ -84,6 +85,7 @@ pub struct OpenOptions {
     compression_level: Option<i32>,
     sync: bool,
     max_dirty_pages: usize,
+    check_every_read: bool,
 }
 
 impl Default for OpenOptions {
@@ -93,6 +95,7 @@ impl Default for OpenOptions {
             compression_level: Some(3),
             sync: true,
             max_dirty_pages: 8192,
+            check_every_read: false,
         }
     }
 }
@@ -129,6 +132,17 @@ impl OpenOptions {
     /// [`flush`](Flushable::flush)).
     pub fn max_dirty_pages(mut self, pages: usize) -> OpenOptions {
         self.max_dirty_pages = pages.max(64);
+        self
+    }
+
+    /// Whether a read-write handle checks a value's crc32 on every read
+    /// (default `false`: once per handle and value, then it trusts the
+    /// mapped bytes, as it does for index pages). Turn it on when the
+    /// medium may change bytes under a running process and the page cache
+    /// may drop and re-read them. Read-only handles always check, since
+    /// another process may be writing the file.
+    pub fn check_every_read(mut self, yes: bool) -> OpenOptions {
+        self.check_every_read = yes;
         self
     }
 
@@ -303,6 +317,9 @@ pub struct DatasetFileCache {
     /// Dictionaries loaded from the file and the defaults.
     pub(crate) dicts: dict::Dicts,
     pub(crate) max_dirty_pages: usize,
+    /// Value extents whose checksum this handle checked (None: check
+    /// every read).
+    pub(crate) checked: Option<checked::Checked>,
 }
 
 impl std::fmt::Debug for DatasetFileCache {
@@ -328,6 +345,7 @@ impl DatasetFileCache {
             header_stale,
         } = o;
         let rec = snap.record.clone();
+        let read_only = store.read_only;
         // A read-only handle checks at its first read that no commit
         // happened since the record was chosen (spec §9.1).
         let slot_seqs = if store.read_only {
@@ -371,6 +389,9 @@ impl DatasetFileCache {
             backoff: codec::Backoff::default(),
             dicts: dict::Dicts::default(),
             max_dirty_pages: opts.max_dirty_pages,
+            // Another process may write the file under a read-only handle:
+            // it copies values out and checks them every time.
+            checked: (!read_only && !opts.check_every_read).then(checked::Checked::default),
         })
     }
 
