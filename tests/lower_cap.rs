@@ -79,3 +79,55 @@ fn lowering_the_cap_to_just_above_the_file_keeps_room_to_evict() {
     assert!(c.stats().unwrap().file_size <= 1 << 20);
     assert!(c.verify().unwrap().is_ok());
 }
+
+/// Lowering the cap below the file's length moves what lies past the new
+/// size; when free space below it is in pieces none of which can take a
+/// value, the move failed with `NoSpace` ("292000 more bytes would take the
+/// file to ...") and the cap stayed. The entry is evicted instead. Found by
+/// the `ops` fuzz target (input `fuzz/corpus/ops/bug6-lower-cap-move`).
+#[test]
+fn lowering_the_cap_evicts_an_entry_that_cannot_be_moved() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = OpenOptions::new()
+        .compression_level(None)
+        .max_dirty_pages(64)
+        .create(dir.path().join("b6.dfc"), 1 << 20)
+        .unwrap();
+    let v = |n: usize, s: u64| common::bytes(n, s, false);
+    c.set_maximum_file_size(0).unwrap();
+    let puts: [(&str, usize); 11] = [
+        ("k00", 168_000),
+        ("k01", 172_000),
+        ("k02", 176_000),
+        ("k02", 3),
+        ("k01", 4),
+        ("k01", 0),
+        ("k00", 5),
+        ("k01", 6),
+        ("k08", 200_000),
+        ("k09", 204_000),
+        ("k02", 6000),
+    ];
+    for (i, (k, n)) in puts.into_iter().enumerate() {
+        c.put(k.as_bytes(), &v(n, i as u64)).unwrap();
+    }
+    c.remove(b"k01").unwrap();
+    c.flush().unwrap();
+    c.put(b"k08", &v(200_000, 20)).unwrap();
+    c.put(b"k09", &v(204_000, 21)).unwrap();
+    c.put(b"k08", &v(0, 22)).unwrap();
+    c.put(b"k02", &v(6000, 23)).unwrap();
+    c.put(b"k15", &v(292_000, 24)).unwrap();
+    c.put(b"k02", &v(6000, 25)).unwrap();
+    c.put(b"k02", &v(6000, 26)).unwrap();
+    c.set_maximum_file_size(1 << 20).unwrap();
+    assert!(c.stats().unwrap().file_size <= 1 << 20);
+    // Whatever stayed is intact; the small entries fit and stay.
+    assert_eq!(c.get(b"k02").unwrap().unwrap().to_vec(), v(6000, 26));
+    assert_eq!(c.get(b"k00").unwrap().unwrap().to_vec(), v(5, 6));
+    if let Some(x) = c.get(b"k15").unwrap() {
+        assert_eq!(x.to_vec(), v(292_000, 24));
+    }
+    c.put(b"k01", &v(3, 27)).unwrap();
+    assert!(c.verify().unwrap().is_ok());
+}

@@ -163,8 +163,9 @@ impl DatasetFileCache {
     /// until the rest fits with the headroom later commits need (even when
     /// the file is already shorter than the new size: a file filled to
     /// just under it could not commit the removal an eviction makes),
-    /// moves what lies past the new size below it, and truncates the file;
-    /// what still fits stays. Commits.
+    /// moves what lies past the new size below it (evicting an entry that
+    /// no free range below the new size is long enough to take), and
+    /// truncates the file; what still fits stays. Commits.
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] for a size below 1 MiB; [`Error::ReadOnly`];
@@ -279,7 +280,20 @@ impl DatasetFileCache {
                 Ok(true)
             })?;
         for (k, v) in moves {
-            self.move_entry(w, &k, &v, max)?;
+            let mut fresh = Vec::new();
+            match self.move_entry(w, &k, &v, max, &mut fresh) {
+                Ok(()) => {}
+                // No free range below `max` is long enough (free space
+                // there is in pieces): give back what the move took and
+                // evict the entry instead.
+                Err(Error::NoSpace { .. }) => {
+                    for (off, len) in fresh {
+                        self.store.free(&mut w.txn, off, len)?;
+                    }
+                    self.remove_locked(w, &k, Why::Evicted)?;
+                }
+                Err(e) => return Err(e),
+            }
         }
         Ok(())
     }
@@ -334,12 +348,23 @@ impl DatasetFileCache {
         Ok(n)
     }
 
-    fn move_entry(&self, w: &mut Writer, key: &[u8], rec: &[u8], max: u64) -> Result<()> {
+    /// Moves the parts of the entry `key` (record `rec`) lying past `max`
+    /// below it. `fresh` collects the extents it allocated, for the caller
+    /// to free if it fails part-way (nothing else has changed then).
+    fn move_entry(
+        &self,
+        w: &mut Writer,
+        key: &[u8],
+        rec: &[u8],
+        max: u64,
+        fresh: &mut Vec<(u64, u64)>,
+    ) -> Result<()> {
         let mut r = Record::decode(rec)?;
         let mut frees = Vec::new();
         match r.body {
             Body::Extent { off, len } if off + len > max => {
                 let n = self.copy_extent(w, off, len, ExtentKind::Value, &mut frees)?;
+                fresh.push((n, len));
                 r.body = Body::Extent { off: n, len };
             }
             Body::Chunked { off, len } => {
@@ -355,6 +380,7 @@ impl DatasetFileCache {
                             ExtentKind::Value,
                             &mut frees,
                         )?;
+                        fresh.push((c.off, c.stored as u64));
                         changed = true;
                     }
                 }
@@ -363,6 +389,7 @@ impl DatasetFileCache {
                     let n =
                         self.store
                             .alloc(&mut w.txn, table.len() as u64, ExtentKind::ChunkTable)?;
+                    fresh.push((n, table.len() as u64));
                     if self.store.write(&mut w.txn, n, &[&table])? {
                         self.publish(w);
                     }
@@ -379,6 +406,7 @@ impl DatasetFileCache {
         if let Some(MetaRef::Extent { off, len, crc }) = r.meta {
             if off + len > max {
                 let n = self.copy_extent(w, off, len, ExtentKind::Meta, &mut frees)?;
+                fresh.push((n, len));
                 r.meta = Some(MetaRef::Extent { off: n, len, crc });
             }
         }
