@@ -94,7 +94,7 @@ impl Default for OpenOptions {
             read_only: false,
             compression_level: Some(3),
             sync: true,
-            max_dirty_pages: 8192,
+            max_dirty_pages: 4096,
             check_every_read: false,
         }
     }
@@ -129,7 +129,9 @@ impl OpenOptions {
 
     /// How many changed index pages the cache keeps in memory before it
     /// commits on its own (bounds memory use of long runs of writes without
-    /// [`flush`](Flushable::flush)).
+    /// [`flush`](Flushable::flush)); default 4096, at least 64. A bulk
+    /// load's memory beyond the page cache is about 25 KiB per page of this
+    /// limit (decoded nodes and the uncommitted records readers see).
     pub fn max_dirty_pages(mut self, pages: usize) -> OpenOptions {
         self.max_dirty_pages = pages.max(64);
         self
