@@ -312,12 +312,20 @@ impl<'a> NodeView<'a> {
     /// Decodes the page into a mutable [`Node`].
     pub(crate) fn to_node(self) -> Result<Node> {
         let mut node = Node::new(self.level);
+        node.keys.reserve_exact(self.n);
+        if self.level == 0 {
+            node.vals.reserve_exact(self.n);
+        }
+        let pre = self.prefix();
         for i in 0..self.n {
-            let k = self.key(i)?;
+            let s = self.suffix(i)?;
+            let mut k = Bytes::with_capacity(pre.len() + s.len());
+            k.extend_from_slice(pre);
+            k.extend_from_slice(s);
             node.key_bytes += k.len();
             node.keys.push(k);
             if self.level == 0 {
-                let v = self.val(i)?.to_vec();
+                let v = Bytes::from_slice(self.val(i)?);
                 node.val_bytes += v.len();
                 node.vals.push(v);
             }
@@ -331,15 +339,19 @@ impl<'a> NodeView<'a> {
     }
 }
 
+/// A key or value of a decoded node: up to 32 bytes (a dataset block's
+/// key, an extent's entry record) without an allocation of its own.
+pub(crate) type Bytes = smallvec::SmallVec<[u8; 32]>;
+
 /// A decoded node the writer changes in memory.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Node {
     /// 0 for leaves.
     pub level: u8,
     /// Full keys, ascending.
-    pub keys: Vec<Vec<u8>>,
+    pub keys: Vec<Bytes>,
     /// Leaf values (empty for branches).
-    pub vals: Vec<Vec<u8>>,
+    pub vals: Vec<Bytes>,
     /// Branch children, `keys.len() + 1` of them (empty for leaves).
     pub children: Vec<Ref>,
     key_bytes: usize,
@@ -392,17 +404,17 @@ impl Node {
     }
 
     /// Inserts a leaf entry at `i`.
-    pub(crate) fn insert_entry(&mut self, i: usize, key: Vec<u8>, val: Vec<u8>) {
+    pub(crate) fn insert_entry(&mut self, i: usize, key: &[u8], val: &[u8]) {
         self.key_bytes += key.len();
         self.val_bytes += val.len();
-        self.keys.insert(i, key);
-        self.vals.insert(i, val);
+        self.keys.insert(i, Bytes::from_slice(key));
+        self.vals.insert(i, Bytes::from_slice(val));
     }
 
     /// Replaces leaf value `i`, returning the old one.
-    pub(crate) fn replace_val(&mut self, i: usize, val: Vec<u8>) -> Vec<u8> {
+    pub(crate) fn replace_val(&mut self, i: usize, val: &[u8]) -> Vec<u8> {
         self.val_bytes = self.val_bytes + val.len() - self.vals[i].len();
-        std::mem::replace(&mut self.vals[i], val)
+        std::mem::replace(&mut self.vals[i], Bytes::from_slice(val)).into_vec()
     }
 
     /// Removes leaf entry `i`.
@@ -411,18 +423,18 @@ impl Node {
         let v = self.vals.remove(i);
         self.key_bytes -= k.len();
         self.val_bytes -= v.len();
-        (k, v)
+        (k.into_vec(), v.into_vec())
     }
 
     /// Inserts separator `key` at `i` with `right` as child `i + 1`.
-    pub(crate) fn insert_child(&mut self, i: usize, key: Vec<u8>, right: Ref) {
+    pub(crate) fn insert_child(&mut self, i: usize, key: Bytes, right: Ref) {
         self.key_bytes += key.len();
         self.keys.insert(i, key);
         self.children.insert(i + 1, right);
     }
 
     /// Removes separator `i` and child `i + 1`.
-    pub(crate) fn remove_child(&mut self, i: usize) -> (Vec<u8>, Ref) {
+    pub(crate) fn remove_child(&mut self, i: usize) -> (Bytes, Ref) {
         let k = self.keys.remove(i);
         self.key_bytes -= k.len();
         (k, self.children.remove(i + 1))
@@ -448,7 +460,7 @@ impl Node {
     /// branch the key at `at` is returned as the separator and belongs to
     /// neither half; for a leaf the separator is the shortest key between
     /// the halves.
-    pub(crate) fn split_off(&mut self, at: usize) -> (Vec<u8>, Node) {
+    pub(crate) fn split_off(&mut self, at: usize) -> (Bytes, Node) {
         let mut right = Node::new(self.level);
         if self.is_leaf() {
             right.keys = self.keys.split_off(at);
@@ -458,7 +470,7 @@ impl Node {
             let sep = match (self.keys.last(), right.keys.first()) {
                 (Some(a), Some(b)) => shortest_separator(a, b),
                 (_, Some(b)) => b.clone(),
-                _ => Vec::new(),
+                _ => Bytes::new(),
             };
             (sep, right)
         } else {
@@ -473,7 +485,7 @@ impl Node {
 
     /// Appends all of `right` to this node; `sep` is the parent's separator
     /// between them (used for branches).
-    pub(crate) fn merge(&mut self, sep: Vec<u8>, mut right: Node) {
+    pub(crate) fn merge(&mut self, sep: Bytes, mut right: Node) {
         if !self.is_leaf() {
             self.keys.push(sep);
         }
@@ -625,9 +637,9 @@ impl Node {
 }
 
 /// The shortest key `s` with `a < s <= b` (for `a < b`).
-pub(crate) fn shortest_separator(a: &[u8], b: &[u8]) -> Vec<u8> {
+pub(crate) fn shortest_separator(a: &[u8], b: &[u8]) -> Bytes {
     let l = common_prefix(a, b);
-    b[..(l + 1).min(b.len())].to_vec()
+    Bytes::from_slice(&b[..(l + 1).min(b.len())])
 }
 
 #[cfg(test)]
@@ -661,7 +673,7 @@ mod tests {
         let mut n = Node::new(0);
         for (k, v) in entries {
             let i = n.len();
-            n.insert_entry(i, k.to_vec(), v.to_vec());
+            n.insert_entry(i, k, v);
         }
         n
     }
@@ -677,7 +689,7 @@ mod tests {
             .collect();
         let mut n = Node::new(0);
         for (i, k) in keys.iter().enumerate() {
-            n.insert_entry(i, k.clone(), vec![i as u8; i % 7]);
+            n.insert_entry(i, &k, &vec![i as u8; i % 7]);
         }
         let page = n.encode(TreeId::PRIMARY, 9).unwrap();
         assert_eq!(n.encoded_len(), le_u16(&page, 22).unwrap() as usize);
@@ -703,7 +715,7 @@ mod tests {
         for (i, k) in [b"b".as_slice(), b"d", b"f"].iter().enumerate() {
             n.insert_child(
                 i,
-                k.to_vec(),
+                Bytes::from_slice(k),
                 Ref::Clean {
                     page: 8192 * (i as u64 + 1),
                     crc: 2,
@@ -753,7 +765,7 @@ mod tests {
         // Large entries with no shared prefix.
         let mut n = Node::new(0);
         for i in 0..5u8 {
-            n.insert_entry(i as usize, vec![i; 1000], vec![i; 900]);
+            n.insert_entry(i as usize, &[i; 1000], &[i; 900]);
         }
         assert!(!n.fits());
         for append in [false, true] {
@@ -764,7 +776,7 @@ mod tests {
                 a = c;
             }
         }
-        assert_eq!(shortest_separator(b"abc", b"abzzz"), b"abz");
-        assert_eq!(shortest_separator(b"ab", b"abc"), b"abc");
+        assert_eq!(&shortest_separator(b"abc", b"abzzz")[..], b"abz");
+        assert_eq!(&shortest_separator(b"ab", b"abc")[..], b"abc");
     }
 }

@@ -1,7 +1,7 @@
 //! Changing a tree: insert and remove with copy-on-write of the touched path,
 //! splitting overflowing nodes and merging or rebalancing underfull ones.
 
-use crate::btree::node::{Node, Pos, Ref, MAX_LEAF_ENTRY, MAX_TREE_KEY, NODE_SIZE};
+use crate::btree::node::{Bytes, Node, Pos, Ref, MAX_LEAF_ENTRY, MAX_TREE_KEY, NODE_SIZE};
 use crate::btree::read::Reader;
 use crate::btree::{PageSource, TreeId};
 use crate::error::{Error, Result};
@@ -151,7 +151,7 @@ pub(crate) struct Cx<'a> {
 }
 
 /// Splits a child produced: (separator, new right sibling).
-type Splits = Vec<(Vec<u8>, u32)>;
+type Splits = Vec<(Bytes, u32)>;
 
 /// One B-tree: its id and root.
 #[derive(Clone, Debug)]
@@ -239,7 +239,7 @@ impl Tree {
         Self::check_entry(key, val)?;
         let Some(root) = self.root else {
             let mut leaf = Node::new(0);
-            leaf.insert_entry(0, key.to_vec(), val.to_vec());
+            leaf.insert_entry(0, key, val);
             self.root = Some(Ref::Dirty(cx.arena.add(leaf)));
             self.height = 1;
             return Ok(None);
@@ -290,11 +290,11 @@ impl Tree {
         };
         let new = f(&node.vals[i])?;
         Self::check_entry(key, &new)?;
-        let old = node.replace_val(i, new);
+        let old = node.replace_val(i, &new);
         if !node.fits() {
             // Grown past the page: redo as a regular insert (rare).
             let v = node.vals[i].clone();
-            node.replace_val(i, old.clone());
+            node.replace_val(i, &old);
             self.insert(cx, key, &v)?;
         }
         Ok(Some(old))
@@ -337,12 +337,12 @@ impl Tree {
             let node = cx.arena.node_mut(idx);
             match node.search(key) {
                 Pos::Found(i) => {
-                    old = Some(node.replace_val(i, val.to_vec()));
+                    old = Some(node.replace_val(i, val));
                     append = false;
                 }
                 Pos::Missing(i) => {
                     append = i == node.len() && i > 0;
-                    node.insert_entry(i, key.to_vec(), val.to_vec());
+                    node.insert_entry(i, key, val);
                     old = None;
                 }
             }
@@ -492,7 +492,7 @@ impl Tree {
             pieces.push(left.split_off(c));
         }
         pieces.reverse();
-        let p_pieces: Vec<(Vec<u8>, u32)> = pieces
+        let p_pieces: Vec<(Bytes, u32)> = pieces
             .into_iter()
             .map(|(s, node)| (s, cx.arena.add(node)))
             .collect();
