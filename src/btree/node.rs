@@ -689,7 +689,7 @@ mod tests {
             .collect();
         let mut n = Node::new(0);
         for (i, k) in keys.iter().enumerate() {
-            n.insert_entry(i, &k, &vec![i as u8; i % 7]);
+            n.insert_entry(i, k, &vec![i as u8; i % 7]);
         }
         let page = n.encode(TreeId::PRIMARY, 9).unwrap();
         assert_eq!(n.encoded_len(), le_u16(&page, 22).unwrap() as usize);
