@@ -142,8 +142,8 @@ impl DatasetFileCache {
         Ok(out)
     }
 
-    /// Stores every (key, value) of `items` under one writer lock and
-    /// commits once (one sync). Returns how many were stored. Under a
+    /// Stores every (key, value) of `items`, then commits once (one sync).
+    /// Returns how many were stored. Readers see each item as it is put. Under a
     /// maximum file size, eviction may commit in between; a batch that
     /// changes more index pages than the cache keeps in memory is also
     /// committed in steps. For the most compact index give keys in
