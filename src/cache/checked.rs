@@ -8,21 +8,33 @@
 //! carries its own crc (another tag) or the very bytes that crc was
 //! computed over, so the table never needs invalidating. A lost entry only
 //! costs a re-check: the table is a fixed set-associative array where a
-//! newcomer overwrites an old tag of its bucket.
+//! newcomer overwrites an old tag of its bucket, allocated in small
+//! segments as they are first used.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
 /// Tags per bucket: one 64-byte cache line.
 const WAYS: usize = 8;
-/// Buckets: 2^15 × 8 tags = 2 MiB of address space, touched lazily.
-const BUCKETS: usize = 1 << 15;
+/// Buckets per segment: 512 × 8 tags = 32 KiB.
+const SEG_BUCKETS: usize = 512;
+/// Segments: 64 × 32 KiB = 2 MiB in all, each allocated when first used
+/// (no allocation is ever larger than a segment).
+const SEGMENTS: usize = 64;
+/// Buckets in all.
+const BUCKETS: usize = SEG_BUCKETS * SEGMENTS;
 
 /// A lossy set of checked (offset, length, crc32) triples.
-#[derive(Default)]
 pub(crate) struct Checked {
-    /// Allocated at the first insert: handles that never read pay nothing.
-    tags: OnceLock<Box<[AtomicU64]>>,
+    segments: Box<[OnceLock<Box<[AtomicU64]>>]>,
+}
+
+impl Default for Checked {
+    fn default() -> Self {
+        Checked {
+            segments: (0..SEGMENTS).map(|_| OnceLock::new()).collect(),
+        }
+    }
 }
 
 impl std::fmt::Debug for Checked {
@@ -43,29 +55,31 @@ impl Checked {
         x | 1
     }
 
-    fn bucket(tags: &[AtomicU64], tag: u64) -> &[AtomicU64] {
+    /// The segment and the bucket within it for `tag`.
+    fn place(tag: u64) -> (usize, usize) {
         let b = (tag >> 32) as usize % BUCKETS;
-        &tags[b * WAYS..(b + 1) * WAYS]
+        (b / SEG_BUCKETS, (b % SEG_BUCKETS) * WAYS)
     }
 
     /// Whether the extent `off..off+len` was checked against `crc`.
     pub(crate) fn contains(&self, off: u64, len: u64, crc: u32) -> bool {
-        let Some(tags) = self.tags.get() else {
-            return false;
-        };
         let t = Self::tag(off, len, crc);
-        Self::bucket(tags, t)
-            .iter()
-            .any(|w| w.load(Ordering::Relaxed) == t)
+        let (s, at) = Self::place(t);
+        match self.segments[s].get() {
+            Some(seg) => seg[at..at + WAYS]
+                .iter()
+                .any(|w| w.load(Ordering::Relaxed) == t),
+            None => false,
+        }
     }
 
     /// Records that the extent `off..off+len` matched `crc`.
     pub(crate) fn insert(&self, off: u64, len: u64, crc: u32) {
-        let tags = self
-            .tags
-            .get_or_init(|| (0..WAYS * BUCKETS).map(|_| AtomicU64::new(0)).collect());
         let t = Self::tag(off, len, crc);
-        let b = Self::bucket(tags, t);
+        let (s, at) = Self::place(t);
+        let seg = self.segments[s]
+            .get_or_init(|| (0..SEG_BUCKETS * WAYS).map(|_| AtomicU64::new(0)).collect());
+        let b = &seg[at..at + WAYS];
         let way = b
             .iter()
             .position(|w| w.load(Ordering::Relaxed) == 0)
