@@ -8,31 +8,75 @@
 //! carries its own crc (another tag) or the very bytes that crc was
 //! computed over, so the table never needs invalidating. A lost entry only
 //! costs a re-check: the table is a fixed set-associative array where a
-//! newcomer overwrites an old tag of its bucket, allocated in small
-//! segments as they are first used.
+//! newcomer overwrites an old tag of its bucket.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
 /// Tags per bucket: one 64-byte cache line.
 const WAYS: usize = 8;
-/// Buckets per segment: 512 × 8 tags = 32 KiB.
-const SEG_BUCKETS: usize = 512;
-/// Segments: 64 × 32 KiB = 2 MiB in all, each allocated when first used
-/// (no allocation is ever larger than a segment).
-const SEGMENTS: usize = 64;
-/// Buckets in all.
-const BUCKETS: usize = SEG_BUCKETS * SEGMENTS;
+/// Extents ending within this many bytes of the file's start go to the
+/// small table; the large one is only allocated for files larger than it,
+/// so no allocation exceeds what a small file could justify.
+const SMALL_SPAN: u64 = 16 << 20;
+
+/// One set-associative table, allocated at its first insert.
+struct Table {
+    buckets: usize,
+    tags: OnceLock<Box<[AtomicU64]>>,
+}
+
+impl Table {
+    const fn new(buckets: usize) -> Table {
+        Table {
+            buckets,
+            tags: OnceLock::new(),
+        }
+    }
+
+    fn bucket<'t>(&self, tags: &'t [AtomicU64], tag: u64) -> &'t [AtomicU64] {
+        let b = (tag >> 32) as usize % self.buckets;
+        &tags[b * WAYS..(b + 1) * WAYS]
+    }
+
+    fn contains(&self, tag: u64) -> bool {
+        match self.tags.get() {
+            Some(tags) => self
+                .bucket(tags, tag)
+                .iter()
+                .any(|w| w.load(Ordering::Relaxed) == tag),
+            None => false,
+        }
+    }
+
+    fn insert(&self, tag: u64) {
+        let tags = self.tags.get_or_init(|| {
+            (0..self.buckets * WAYS)
+                .map(|_| AtomicU64::new(0))
+                .collect()
+        });
+        let b = self.bucket(tags, tag);
+        let way = b
+            .iter()
+            .position(|w| w.load(Ordering::Relaxed) == 0)
+            .unwrap_or((tag >> 1) as usize % WAYS);
+        b[way].store(tag, Ordering::Relaxed);
+    }
+}
 
 /// A lossy set of checked (offset, length, crc32) triples.
 pub(crate) struct Checked {
-    segments: Box<[OnceLock<Box<[AtomicU64]>>]>,
+    /// 512 buckets: 32 KiB.
+    small: Table,
+    /// 32,768 buckets: 2 MiB.
+    large: Table,
 }
 
 impl Default for Checked {
     fn default() -> Self {
         Checked {
-            segments: (0..SEGMENTS).map(|_| OnceLock::new()).collect(),
+            small: Table::new(512),
+            large: Table::new(1 << 15),
         }
     }
 }
@@ -55,36 +99,22 @@ impl Checked {
         x | 1
     }
 
-    /// The segment and the bucket within it for `tag`.
-    fn place(tag: u64) -> (usize, usize) {
-        let b = (tag >> 32) as usize % BUCKETS;
-        (b / SEG_BUCKETS, (b % SEG_BUCKETS) * WAYS)
+    fn table(&self, off: u64, len: u64) -> &Table {
+        if off.saturating_add(len) <= SMALL_SPAN {
+            &self.small
+        } else {
+            &self.large
+        }
     }
 
     /// Whether the extent `off..off+len` was checked against `crc`.
     pub(crate) fn contains(&self, off: u64, len: u64, crc: u32) -> bool {
-        let t = Self::tag(off, len, crc);
-        let (s, at) = Self::place(t);
-        match self.segments[s].get() {
-            Some(seg) => seg[at..at + WAYS]
-                .iter()
-                .any(|w| w.load(Ordering::Relaxed) == t),
-            None => false,
-        }
+        self.table(off, len).contains(Self::tag(off, len, crc))
     }
 
     /// Records that the extent `off..off+len` matched `crc`.
     pub(crate) fn insert(&self, off: u64, len: u64, crc: u32) {
-        let t = Self::tag(off, len, crc);
-        let (s, at) = Self::place(t);
-        let seg = self.segments[s]
-            .get_or_init(|| (0..SEG_BUCKETS * WAYS).map(|_| AtomicU64::new(0)).collect());
-        let b = &seg[at..at + WAYS];
-        let way = b
-            .iter()
-            .position(|w| w.load(Ordering::Relaxed) == 0)
-            .unwrap_or((t >> 1) as usize % WAYS);
-        b[way].store(t, Ordering::Relaxed);
+        self.table(off, len).insert(Self::tag(off, len, crc));
     }
 }
 
@@ -106,13 +136,21 @@ mod tests {
     #[test]
     fn a_full_bucket_forgets_but_never_invents() {
         let c = Checked::default();
-        for i in 0..(4 * WAYS * BUCKETS) as u64 {
+        // 64 Ki extents in the first 16 MiB: the small table (4,096 tags)
+        // keeps some, and nothing it was not given.
+        let n = 1u64 << 16;
+        for i in 0..n {
             c.insert(i * 16, 16, i as u32);
         }
-        let kept = (0..(4 * WAYS * BUCKETS) as u64)
-            .filter(|&i| c.contains(i * 16, 16, i as u32))
-            .count();
-        assert!(kept > 0 && kept <= WAYS * BUCKETS, "{kept}");
+        let kept = (0..n).filter(|&i| c.contains(i * 16, 16, i as u32)).count();
+        assert!(kept > 0 && kept <= 512 * WAYS, "{kept}");
         assert!(!c.contains(16, 16, 0));
+        assert!(
+            c.large.tags.get().is_none(),
+            "a small file needs no large table"
+        );
+        c.insert(SMALL_SPAN, 4096, 1);
+        assert!(c.contains(SMALL_SPAN, 4096, 1));
+        assert!(!c.contains(SMALL_SPAN, 4096, 2));
     }
 }
