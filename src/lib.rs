@@ -14,7 +14,7 @@ pub mod storage;
 pub use cache::{
     CacheStats, Codec, CompactOptions, CompactReport, DatasetFileCache, DictionaryId,
     DictionaryInfo, Entries, EntryInfo, Flushable, GroupStream, IndexUsage, Keys, OpenOptions,
-    Problem, Progress, Tee, Value, ValueReader, VerifyReport, DEFAULT_TEE_BATCH,
+    Problem, Progress, Scan, Tee, Value, ValueReader, VerifyReport, DEFAULT_TEE_BATCH,
     MAX_DICTIONARY_SIZE, MAX_GROUP_NAME, MAX_META_LEN,
 };
 pub use dataset::{CachedDataset, Dataset, DatasetId, WarmReport};

@@ -9,32 +9,35 @@ use crate::cache::DatasetFileCache;
 use crate::error::Result;
 
 /// Keys fetched per batch (each batch takes the writer lock briefly).
-const BATCH: usize = 256;
+pub(crate) const BATCH: usize = 256;
 
-/// Iterator over the keys of a cache in ascending byte order, from
-/// [`DatasetFileCache::keys`].
-///
-/// It is not a snapshot: it fetches keys in batches, and changes made
-/// between batches show up (or not) depending on where they fall relative to
-/// its position. Every key present for the whole iteration is returned
-/// exactly once.
-pub struct Keys<'c> {
-    cache: &'c DatasetFileCache,
+/// What [`Keys`], [`Entries`] and [`Scan`](crate::Scan) share: items
+/// fetched in batches, each batch starting after the last key returned.
+pub(crate) struct Batched<T> {
     prefix: Vec<u8>,
     last: Option<Vec<u8>>,
-    batch: VecDeque<Vec<u8>>,
+    batch: VecDeque<T>,
     done: bool,
 }
 
-impl Iterator for Keys<'_> {
-    type Item = Result<Vec<u8>>;
+impl<T> Batched<T> {
+    pub(crate) fn new(prefix: &[u8]) -> Batched<T> {
+        Batched {
+            prefix: prefix.to_vec(),
+            last: None,
+            batch: VecDeque::new(),
+            done: false,
+        }
+    }
 
-    fn next(&mut self) -> Option<Result<Vec<u8>>> {
+    /// The next item; `fetch(prefix, after)` gets up to [`BATCH`] more.
+    pub(crate) fn next(
+        &mut self,
+        key_of: impl Fn(&T) -> &[u8],
+        fetch: impl FnOnce(&[u8], Option<&[u8]>) -> Result<Vec<T>>,
+    ) -> Option<Result<T>> {
         if self.batch.is_empty() && !self.done {
-            match self
-                .cache
-                .key_batch(&self.prefix, self.last.as_deref(), BATCH)
-            {
+            match fetch(&self.prefix, self.last.as_deref()) {
                 Ok(b) => {
                     if b.len() < BATCH {
                         self.done = true;
@@ -47,9 +50,40 @@ impl Iterator for Keys<'_> {
                 }
             }
         }
-        let k = self.batch.pop_front()?;
-        self.last = Some(k.clone());
-        Some(Ok(k))
+        let item = self.batch.pop_front()?;
+        self.last = Some(key_of(&item).to_vec());
+        Some(Ok(item))
+    }
+}
+
+/// Where a batch after `after` (or the first, for `prefix`) starts.
+pub(crate) fn batch_start<'k>(prefix: &'k [u8], after: Option<&'k [u8]>) -> Bound<&'k [u8]> {
+    match after {
+        Some(k) => Bound::Excluded(k),
+        None if prefix.is_empty() => Bound::Unbounded,
+        None => Bound::Included(prefix),
+    }
+}
+
+/// Iterator over the keys of a cache in ascending byte order, from
+/// [`DatasetFileCache::keys`].
+///
+/// It is not a snapshot: it fetches keys in batches, and changes made
+/// between batches show up (or not) depending on where they fall relative to
+/// its position. Every key present for the whole iteration is returned
+/// exactly once.
+pub struct Keys<'c> {
+    cache: &'c DatasetFileCache,
+    inner: Batched<Vec<u8>>,
+}
+
+impl Iterator for Keys<'_> {
+    type Item = Result<Vec<u8>>;
+
+    fn next(&mut self) -> Option<Result<Vec<u8>>> {
+        let c = self.cache;
+        self.inner
+            .next(|k| k, |p, after| c.key_batch(p, after, BATCH))
     }
 }
 
@@ -70,10 +104,7 @@ impl DatasetFileCache {
     pub fn keys_with_prefix(&self, prefix: &[u8]) -> Result<Keys<'_>> {
         Ok(Keys {
             cache: self,
-            prefix: prefix.to_vec(),
-            last: None,
-            batch: VecDeque::new(),
-            done: false,
+            inner: Batched::new(prefix),
         })
     }
 
@@ -84,11 +115,7 @@ impl DatasetFileCache {
         after: Option<&[u8]>,
         max: usize,
     ) -> Result<Vec<Vec<u8>>> {
-        let start = match after {
-            Some(k) => Bound::Excluded(k),
-            None if prefix.is_empty() => Bound::Unbounded,
-            None => Bound::Included(prefix),
-        };
+        let start = batch_start(prefix, after);
         let collect = |rd: crate::btree::Reader<'_>| -> Result<Vec<Vec<u8>>> {
             let mut out = Vec::new();
             rd.scan(start, |k, _| {
@@ -117,36 +144,16 @@ impl DatasetFileCache {
 /// [`DatasetFileCache::entries`]. Like [`Keys`], not a snapshot.
 pub struct Entries<'c> {
     cache: &'c DatasetFileCache,
-    prefix: Vec<u8>,
-    last: Option<Vec<u8>>,
-    batch: VecDeque<(Vec<u8>, EntryInfo)>,
-    done: bool,
+    inner: Batched<(Vec<u8>, EntryInfo)>,
 }
 
 impl Iterator for Entries<'_> {
     type Item = Result<(Vec<u8>, EntryInfo)>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.batch.is_empty() && !self.done {
-            match self
-                .cache
-                .entry_batch(&self.prefix, self.last.as_deref(), BATCH)
-            {
-                Ok(b) => {
-                    if b.len() < BATCH {
-                        self.done = true;
-                    }
-                    self.batch = b.into();
-                }
-                Err(e) => {
-                    self.done = true;
-                    return Some(Err(e));
-                }
-            }
-        }
-        let e = self.batch.pop_front()?;
-        self.last = Some(e.0.clone());
-        Some(Ok(e))
+        let c = self.cache;
+        self.inner
+            .next(|e| &e.0, |p, after| c.entry_batch(p, after, BATCH))
     }
 }
 
@@ -161,10 +168,7 @@ impl DatasetFileCache {
     pub fn entries(&self, prefix: &[u8]) -> Result<Entries<'_>> {
         Ok(Entries {
             cache: self,
-            prefix: prefix.to_vec(),
-            last: None,
-            batch: VecDeque::new(),
-            done: false,
+            inner: Batched::new(prefix),
         })
     }
 
@@ -174,11 +178,7 @@ impl DatasetFileCache {
         after: Option<&[u8]>,
         max: usize,
     ) -> Result<Vec<(Vec<u8>, EntryInfo)>> {
-        let start = match after {
-            Some(k) => Bound::Excluded(k),
-            None if prefix.is_empty() => Bound::Unbounded,
-            None => Bound::Included(prefix),
-        };
+        let start = batch_start(prefix, after);
         let collect = |rd: crate::btree::Reader<'_>| -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
             let mut raw = Vec::new();
             rd.scan(start, |k, v| {

@@ -185,9 +185,8 @@ impl Store for Dfc {
 
     fn scan(&self, d: &Data) -> Result<u64> {
         let mut n = 0;
-        for k in self.c.keys()? {
-            let k = k?;
-            let v = self.c.get(&k)?.context("dfcache: scanned key vanished")?;
+        for e in self.c.scan(&[])? {
+            let (k, v) = e?;
             d.check_kv(&k, &v)?;
             n += 1;
         }

@@ -411,7 +411,7 @@ pub const METHOD: &str = r#"## How it is measured
 
 | engine | version | settings | API used |
 |---|---|---|---|
-| dfcache | this repository | `OpenOptions::new()` defaults: fsync on flush, zstd level 3 when it saves 10 %, no cap except in the churn | `put`, `flush`, `get` (zero-copy `Value`), `keys()` + `get` for the scan; `CachedDataset` for the churn |
+| dfcache | this repository | `OpenOptions::new()` defaults: fsync on flush, zstd level 3 when it saves 10 %, no cap except in the churn | `put`, `flush`, `get` (zero-copy `Value`), `scan` (leaves walked in batches, values not copied, not counted as uses) for the scan; `CachedDataset` for the churn |
 | LMDB | heed 0.22 (LMDB mdb.master) | default flags (fsync on commit), map size 64 GiB, one unnamed database; churn: `NO_SYNC` | one `RwTxn` per load/commit, `RoTxn` + zero-copy `get`, cursor `iter` for the scan |
 | redb | 4 | defaults: `Durability::Immediate`, 1 GiB cache; churn: `Durability::None` | `insert` in one write txn, `begin_read` + `open_table` + `get` (an `AccessGuard`), `range(..)` for the scan; `pop_first` for LRU eviction |
 | SQLite | rusqlite 0.41, bundled | `journal_mode=WAL`, `synchronous=FULL` (churn: `OFF`), `mmap_size` 16 GiB, `cache_size` 64 MiB; table `kv(id INTEGER PRIMARY KEY, k BLOB UNIQUE, v BLOB)` (2-10x faster here than a `WITHOUT ROWID` table keyed by `k` for values of 1 KiB and more) | `BEGIN IMMEDIATE` … `COMMIT` with cached prepared statements; `SELECT v FROM kv WHERE k = ?` read as a borrowed blob; one connection per reading thread |
