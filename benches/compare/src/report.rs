@@ -363,7 +363,7 @@ pub const METHOD: &str = r#"## How it is measured
   every value they return.
 - **Bulk loads** put the entries in a random key order in one write
   transaction and make it durable once (dfcache: `put` in a loop, then one
-  `flush()`; dfcache has no `put_many` yet). The time includes making the
+  `flush()`, which is what `put_many` does). The time includes making the
   values (about 0.3 µs per 4 KiB, the same for all). File size / payload is
   measured after closing the engine: all files in its directory over the
   values' bytes.
