@@ -65,6 +65,28 @@ pub(crate) fn batch_start<'k>(prefix: &'k [u8], after: Option<&'k [u8]>) -> Boun
     }
 }
 
+/// (key, record bytes) pairs copied out of the primary index.
+pub(crate) type RawEntries = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// Up to `max` (key, record) pairs of the primary index read through `rd`
+/// whose keys start with `prefix`, after `after` (or from the start).
+pub(crate) fn raw_batch(
+    rd: crate::btree::Reader<'_>,
+    prefix: &[u8],
+    after: Option<&[u8]>,
+    max: usize,
+) -> Result<RawEntries> {
+    let mut raw = Vec::new();
+    rd.scan(batch_start(prefix, after), |k, v| {
+        if !k.starts_with(prefix) {
+            return Ok(false);
+        }
+        raw.push((k.to_vec(), v.to_vec()));
+        Ok(raw.len() < max)
+    })?;
+    Ok(raw)
+}
+
 /// Iterator over the keys of a cache in ascending byte order, from
 /// [`DatasetFileCache::keys`].
 ///
@@ -178,22 +200,10 @@ impl DatasetFileCache {
         after: Option<&[u8]>,
         max: usize,
     ) -> Result<Vec<(Vec<u8>, EntryInfo)>> {
-        let start = batch_start(prefix, after);
-        let collect = |rd: crate::btree::Reader<'_>| -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-            let mut raw = Vec::new();
-            rd.scan(start, |k, v| {
-                if !k.starts_with(prefix) {
-                    return Ok(false);
-                }
-                raw.push((k.to_vec(), v.to_vec()));
-                Ok(raw.len() < max)
-            })?;
-            Ok(raw)
-        };
         let _pin = self.readers.pin();
         let g = self.writer.lock();
         if let Some(w) = g.as_ref() {
-            let raw = collect(w.txn.reader(TreeId::PRIMARY))?;
+            let raw = raw_batch(w.txn.reader(TreeId::PRIMARY), prefix, after, max)?;
             let (snap, limit) = (w.txn.base.clone(), w.txn.base.mapping.len());
             drop(g);
             return raw
@@ -203,7 +213,7 @@ impl DatasetFileCache {
         }
         drop(g);
         self.read_view(|view| {
-            let raw = collect(view.snap.reader(TreeId::PRIMARY))?;
+            let raw = raw_batch(view.snap.reader(TreeId::PRIMARY), prefix, after, max)?;
             let (snap, limit) = (&view.snap, view.snap.record.file_len);
             raw.into_iter()
                 .map(|(k, v)| Ok((k, info_of(snap, limit, &v)?)))

@@ -8,16 +8,13 @@
 use std::sync::Arc;
 
 use crate::btree::TreeId;
-use crate::cache::keys::{batch_start, Batched, BATCH};
+use crate::cache::keys::{raw_batch, Batched, BATCH};
 use crate::cache::read::{Found, ValueSrc};
 use crate::cache::record::{Body, Record};
 use crate::cache::slots::{Counters, Note};
 use crate::cache::value::Value;
 use crate::cache::DatasetFileCache;
 use crate::error::{Error, Result};
-
-/// (key, record bytes) pairs read from the primary index.
-type RawEntries = Vec<(Vec<u8>, Vec<u8>)>;
 
 /// Iterator over (key, [`Value`]) in ascending key order, from
 /// [`DatasetFileCache::scan`]. Like [`Keys`](crate::Keys), not a snapshot:
@@ -63,27 +60,15 @@ impl DatasetFileCache {
         after: Option<&[u8]>,
         max: usize,
     ) -> Result<Vec<(Vec<u8>, Value<'_>)>> {
-        let start = batch_start(prefix, after);
-        let collect = |rd: crate::btree::Reader<'_>| -> Result<RawEntries> {
-            let mut raw = Vec::new();
-            rd.scan(start, |k, v| {
-                if !k.starts_with(prefix) {
-                    return Ok(false);
-                }
-                raw.push((k.to_vec(), v.to_vec()));
-                Ok(raw.len() < max)
-            })?;
-            Ok(raw)
-        };
         // Pinned before the records are read: the extents they name stay
         // valid while this pin (and each Value's, taken inside it) lives.
         let pin = self.readers.pin();
         let g = self.writer.lock();
         let Some(w) = g.as_ref() else {
             drop(g);
-            return self.value_batch_read_only(&collect);
+            return self.value_batch_read_only(prefix, after, max);
         };
-        let raw = collect(w.txn.reader(TreeId::PRIMARY))?;
+        let raw = raw_batch(w.txn.reader(TreeId::PRIMARY), prefix, after, max)?;
         let snap = w.txn.base.clone();
         drop(g);
         // Uncommitted values may lie past the committed length.
@@ -127,10 +112,12 @@ impl DatasetFileCache {
     /// seqlock section (another process may be writing the file).
     fn value_batch_read_only(
         &self,
-        collect: &dyn Fn(crate::btree::Reader<'_>) -> Result<RawEntries>,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        max: usize,
     ) -> Result<Vec<(Vec<u8>, Value<'_>)>> {
         let out = self.read_view(|view| {
-            let raw = collect(view.snap.reader(TreeId::PRIMARY))?;
+            let raw = raw_batch(view.snap.reader(TreeId::PRIMARY), prefix, after, max)?;
             let mut out = Vec::with_capacity(raw.len());
             for (k, rec) in raw {
                 let r = Record::decode(&rec)?;
