@@ -65,18 +65,37 @@ pub(crate) enum Pos {
 
 /// Computes the CRC stored in a node page (bytes 8..4096).
 /// Bytewise order, with the first eight bytes compared as one integer:
-/// keys below a node's prefix are short (a dataset block's is 8 bytes),
-/// and a call into `memcmp` per probe of a binary search costs more than
-/// the comparison itself.
+/// keys below a node's prefix are short (a dataset block's is often one to
+/// three bytes), and a call into `memcmp` per probe of a binary search costs
+/// more than the comparison itself.
 #[inline]
 pub(crate) fn cmp_keys(a: &[u8], b: &[u8]) -> Ordering {
-    if let (Some(x), Some(y)) = (a.first_chunk::<8>(), b.first_chunk::<8>()) {
-        let (x, y) = (u64::from_be_bytes(*x), u64::from_be_bytes(*y));
-        if x != y {
-            return x.cmp(&y);
+    let (x, y) = (head8(a), head8(b));
+    if x != y {
+        return x.cmp(&y);
+    }
+    // The first eight bytes agree, zero-padded. If either key is shorter
+    // than eight, it is a prefix of the other (the other's bytes past it
+    // are the zeros that padded it), so the shorter one sorts first.
+    if a.len() < 8 || b.len() < 8 {
+        return a.len().cmp(&b.len());
+    }
+    a[8..].cmp(&b[8..])
+}
+
+/// The first eight bytes of `s` as a big-endian integer, zero-padded.
+#[inline]
+fn head8(s: &[u8]) -> u64 {
+    match s.first_chunk::<8>() {
+        Some(h) => u64::from_be_bytes(*h),
+        None => {
+            let mut v = 0u64;
+            for (i, &c) in s.iter().enumerate() {
+                v |= u64::from(c) << (56 - 8 * i);
+            }
+            v
         }
     }
-    a.cmp(b)
 }
 
 pub(crate) fn page_crc(page: &[u8]) -> u32 {
@@ -664,6 +683,25 @@ mod tests {
         ];
         for a in &keys {
             for b in &keys {
+                assert_eq!(cmp_keys(a, b), a.cmp(b), "{a:?} {b:?}");
+            }
+        }
+        // Every pair of short keys over a small alphabet, where padding
+        // with zeros could confuse a prefix with a key ending in zeros.
+        let mut short: Vec<Vec<u8>> = vec![vec![]];
+        for len in 1..=9usize {
+            for n in 0..3u32.pow(len.min(4) as u32) {
+                let mut k = vec![0u8; len];
+                let mut m = n;
+                for slot in k.iter_mut().rev().take(4) {
+                    *slot = [0, 1, 255][(m % 3) as usize];
+                    m /= 3;
+                }
+                short.push(k);
+            }
+        }
+        for a in &short {
+            for b in &short {
                 assert_eq!(cmp_keys(a, b), a.cmp(b), "{a:?} {b:?}");
             }
         }
