@@ -341,7 +341,7 @@ impl DatasetFileCache {
             .ok_or_else(|| Error::corrupt("value", off, "extent past the end of the file"))?
             .to_vec();
         let n = self.store.alloc(&mut w.txn, len, kind)?;
-        if self.store.write(&mut w.txn, n, &[&bytes])? {
+        if self.store.write(&mut w.txn, n, &[&bytes])?.0 {
             self.publish(w);
         }
         frees.push((off, len));
@@ -390,11 +390,12 @@ impl DatasetFileCache {
                         self.store
                             .alloc(&mut w.txn, table.len() as u64, ExtentKind::ChunkTable)?;
                     fresh.push((n, table.len() as u64));
-                    if self.store.write(&mut w.txn, n, &[&table])? {
+                    let (remapped, crc) = self.store.write(&mut w.txn, n, &[&table])?;
+                    if remapped {
                         self.publish(w);
                     }
                     frees.push((off, len));
-                    r.crc = crc32fast::hash(&table);
+                    r.crc = crc;
                     r.body = Body::Chunked {
                         off: n,
                         len: table.len() as u64,

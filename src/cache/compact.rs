@@ -255,7 +255,7 @@ impl DatasetFileCache {
                 }
             } else {
                 Body::Extent {
-                    off: out.write_extent(w, &[stored], ExtentKind::Value)?,
+                    off: out.write_extent(w, &[stored], ExtentKind::Value)?.0,
                     len: stored.len() as u64,
                 }
             };
@@ -353,7 +353,7 @@ fn copy_index_entry(
             let b = snap
                 .bytes(off, len, limit)
                 .ok_or_else(|| Error::corrupt("dictionary", off, "past the end of the file"))?;
-            let n = out.write_extent(w, &[b], ExtentKind::Dict)?;
+            let n = out.write_extent(w, &[b], ExtentKind::Dict)?.0;
             v[..8].copy_from_slice(&n.to_le_bytes());
         }
         out.store
@@ -375,7 +375,7 @@ fn copy_meta(
             .bytes(off, len, limit)
             .ok_or_else(|| Error::corrupt("metadata", off, "past the end of the file"))?;
         n.meta = Some(MetaRef::Extent {
-            off: out.write_extent(w, &[b], ExtentKind::Meta)?,
+            off: out.write_extent(w, &[b], ExtentKind::Meta)?.0,
             len,
             crc,
         });
@@ -403,7 +403,7 @@ fn copy_entry(
             Body::Extent { off, len } => {
                 let b = bytes_at(off, len)?;
                 n.body = Body::Extent {
-                    off: out.write_extent(w, &[b], ExtentKind::Value)?,
+                    off: out.write_extent(w, &[b], ExtentKind::Value)?.0,
                     len,
                 };
             }
@@ -414,14 +414,15 @@ fn copy_entry(
                     let b = bytes_at(c.off, c.stored as u64)?;
                     stored_total += c.stored as u64;
                     copied.push(Chunk {
-                        off: out.write_extent(w, &[b], ExtentKind::Value)?,
+                        off: out.write_extent(w, &[b], ExtentKind::Value)?.0,
                         ..c
                     });
                 }
                 let table = encode_chunk_table(&copied, r.raw_len);
-                n.crc = crc32fast::hash(&table);
+                let (off, crc) = out.write_extent(w, &[&table], ExtentKind::ChunkTable)?;
+                n.crc = crc;
                 n.body = Body::Chunked {
-                    off: out.write_extent(w, &[&table], ExtentKind::ChunkTable)?,
+                    off,
                     len: table.len() as u64,
                 };
             }

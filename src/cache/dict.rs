@@ -321,8 +321,8 @@ impl DatasetFileCache {
         self.with_writer(|w| {
             self.load_defaults_locked(w)?;
             let id = self.next_dict_id(w)?;
-            let off = self.write_extent(w, &[dict], ExtentKind::Dict)?;
-            let desc = encode_desc(off, dict.len() as u64, crc32fast::hash(dict));
+            let (off, crc) = self.write_extent(w, &[dict], ExtentKind::Dict)?;
+            let desc = encode_desc(off, dict.len() as u64, crc);
             self.store.with_tree(&mut w.txn, TreeId::DICTS, |t, cx| {
                 t.insert(cx, &desc_key(id), &desc)
             })?;

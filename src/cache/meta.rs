@@ -76,20 +76,17 @@ impl DatasetFileCache {
             let new_meta = match meta.len() {
                 0 => None,
                 n if n <= META_INLINE_MAX => Some(MetaRef::Inline { start: 0, len: n }),
-                n => {
-                    let off = self.write_extent(w, &[meta], ExtentKind::Meta);
-                    match off {
-                        Ok(off) => Some(MetaRef::Extent {
-                            off,
-                            len: n as u64,
-                            crc: crc32fast::hash(meta),
-                        }),
-                        Err(e) => {
-                            w.protect = None;
-                            return Err(e);
-                        }
+                n => match self.write_extent(w, &[meta], ExtentKind::Meta) {
+                    Ok((off, crc)) => Some(MetaRef::Extent {
+                        off,
+                        len: n as u64,
+                        crc,
+                    }),
+                    Err(e) => {
+                        w.protect = None;
+                        return Err(e);
                     }
-                }
+                },
             };
             w.protect = None;
             // The entry may have been evicted to make room for the metadata.

@@ -84,14 +84,15 @@ impl DatasetFileCache {
             let (codec, out) = codec::compress(part, self.compression_level, &self.backoff)?;
             let stored = out.as_deref().unwrap_or(part);
             let off = self.reserve_with_room(w, stored.len() as u64)?;
-            if self.store.write(&mut w.txn, off, &[stored])? {
+            let (remapped, crc) = self.store.write(&mut w.txn, off, &[stored])?;
+            if remapped {
                 self.publish(w);
             }
             frames.push(Chunk {
                 off,
                 stored: stored.len() as u32,
                 raw: n as u32,
-                crc: crc32fast::hash(stored),
+                crc,
                 codec,
             });
             if n < buf.len() {
@@ -152,8 +153,8 @@ impl DatasetFileCache {
                 .claim(&mut w.txn, f.off, f.stored as u64, ExtentKind::Value)?;
         }
         let table = encode_chunk_table(frames, total);
-        let off = self.write_extent(w, &[&table], ExtentKind::ChunkTable)?;
-        rec.crc = crc32fast::hash(&table);
+        let (off, crc) = self.write_extent(w, &[&table], ExtentKind::ChunkTable)?;
+        rec.crc = crc;
         rec.body = Body::Chunked {
             off,
             len: table.len() as u64,

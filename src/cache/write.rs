@@ -179,7 +179,6 @@ impl DatasetFileCache {
                         .map(|(c, o, _)| (*c, o.as_deref()))
                         .unwrap_or((Codec::Raw, None));
                     let stored = out.unwrap_or(v);
-                    let crc = crc32fast::hash(stored);
                     if stored.len() <= INLINE_MAX {
                         (
                             Body::Inline {
@@ -187,13 +186,13 @@ impl DatasetFileCache {
                                 len: stored.len(),
                             },
                             codec,
-                            crc,
+                            crc32fast::hash(stored),
                             v.len() as u64,
                             stored,
                             stored.len() as u64,
                         )
                     } else {
-                        let off = self.write_extent(w, &[stored], ExtentKind::Value)?;
+                        let (off, crc) = self.write_extent(w, &[stored], ExtentKind::Value)?;
                         let len = stored.len() as u64;
                         (
                             Body::Extent { off, len },
@@ -216,12 +215,12 @@ impl DatasetFileCache {
                     m,
                 ),
                 Some(m) => {
-                    let off = self.write_extent(w, &[m], ExtentKind::Meta)?;
+                    let (off, crc) = self.write_extent(w, &[m], ExtentKind::Meta)?;
                     (
                         Some(MetaRef::Extent {
                             off,
                             len: m.len() as u64,
-                            crc: crc32fast::hash(m),
+                            crc,
                         }),
                         &[][..],
                     )
@@ -318,21 +317,23 @@ impl DatasetFileCache {
         Ok(())
     }
 
-    /// Allocates and writes one extent holding the parts of `data`.
+    /// Allocates and writes one extent holding the parts of `data`;
+    /// returns its offset and the CRC-32 of its bytes.
     pub(crate) fn write_extent(
         &self,
         w: &mut Writer,
         data: &[&[u8]],
         kind: ExtentKind,
-    ) -> Result<u64> {
+    ) -> Result<(u64, u32)> {
         let len: u64 = data.iter().map(|d| d.len() as u64).sum();
         let off = self.alloc_with_room(w, len.max(1), kind)?;
-        if self.store.write(&mut w.txn, off, data)? {
+        let (remapped, crc) = self.store.write(&mut w.txn, off, data)?;
+        if remapped {
             // The file outgrew the mapping: readers need the new one before
             // any record points past the old one.
             self.publish(w);
         }
-        Ok(off)
+        Ok((off, crc))
     }
 
     /// Stores `v` in chunks; returns (table offset, table length, table CRC,
@@ -344,24 +345,19 @@ impl DatasetFileCache {
         for part in v.chunks(CHUNK_RAW as usize) {
             let (codec, out) = codec::compress(part, self.compression_level, &self.backoff)?;
             let stored = out.as_deref().unwrap_or(part);
-            let off = self.write_extent(w, &[stored], ExtentKind::Value)?;
+            let (off, crc) = self.write_extent(w, &[stored], ExtentKind::Value)?;
             total += stored.len() as u64;
             chunks.push(Chunk {
                 off,
                 stored: stored.len() as u32,
                 raw: part.len() as u32,
-                crc: crc32fast::hash(stored),
+                crc,
                 codec,
             });
         }
         let table = encode_chunk_table(&chunks, v.len() as u64);
-        let off = self.write_extent(w, &[&table], ExtentKind::ChunkTable)?;
-        Ok((
-            off,
-            table.len() as u64,
-            crc32fast::hash(&table),
-            total + table.len() as u64,
-        ))
+        let (off, crc) = self.write_extent(w, &[&table], ExtentKind::ChunkTable)?;
+        Ok((off, table.len() as u64, crc, total + table.len() as u64))
     }
 
     /// Removes `key` with the writer lock held; returns its record.

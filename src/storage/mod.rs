@@ -569,8 +569,15 @@ impl Store {
 
     /// Writes the parts of `data` one after the other at `off` (an extent
     /// just allocated). Returns whether the mapping was replaced (the caller
-    /// must publish the new base before readers may look at the bytes).
-    pub(crate) fn write(&self, txn: &mut WriteTxn, off: u64, data: &[&[u8]]) -> Result<bool> {
+    /// must publish the new base before readers may look at the bytes) and
+    /// the CRC-32 of the bytes written (callers record it; computing it
+    /// here saves a second pass over the value).
+    pub(crate) fn write(
+        &self,
+        txn: &mut WriteTxn,
+        off: u64,
+        data: &[&[u8]],
+    ) -> Result<(bool, u32)> {
         self.writable(txn)?;
         let mut at = off;
         let mut h = crc32fast::Hasher::new();
@@ -582,8 +589,9 @@ impl Store {
             at += d.len() as u64;
         }
         txn.phys_len = txn.phys_len.max(at);
-        txn.written.insert(off, (at - off, h.finalize()));
-        self.ensure_mapped(txn, at)
+        let crc = h.finalize();
+        txn.written.insert(off, (at - off, crc));
+        Ok((self.ensure_mapped(txn, at)?, crc))
     }
 
     /// Makes sure the mapping covers `end`; replaces it when not.
