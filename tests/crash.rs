@@ -92,12 +92,23 @@ struct Coverage {
 }
 
 fn crash_everywhere(seed: u64, ops: usize, compress: bool, per_point: u64) -> Coverage {
-    let t = Instant::now();
     let (dir, h) = workload(seed, ops, compress);
+    crash_images(seed, compress, &dir, &h, per_point)
+}
+
+/// Builds power-loss images at every point of `h`'s log and checks each.
+fn crash_images(
+    seed: u64,
+    compress: bool,
+    dir: &tempfile::TempDir,
+    h: &Harness,
+    per_point: u64,
+) -> Coverage {
+    let t = Instant::now();
     let log: Vec<Op> = h.log.lock().unwrap().clone();
     let scratch = dir.path().join("crash.dfc");
-    let states = commit_states(&h, &log, &scratch)
-        .unwrap_or_else(|e| panic!("workload seed {seed:#x}: {e}"));
+    let states =
+        commit_states(h, &log, &scratch).unwrap_or_else(|e| panic!("workload seed {seed:#x}: {e}"));
     let mut cov = Coverage {
         points: log.len() + 1,
         images: 0,
@@ -193,4 +204,58 @@ fn power_loss_at_every_point_compressed() {
 #[test]
 fn power_loss_at_every_point_raw() {
     run(&[0x5eed_0002], false);
+}
+
+/// Many small entries between flushes, with `max_dirty_pages(64)`: puts
+/// write dirty index nodes out without committing (spills), and a commit
+/// later covers them. A power loss at any point, spills included, must
+/// leave the last commit (or the one in flight).
+#[test]
+fn power_loss_while_a_long_transaction_spills_nodes() {
+    let seed = common::seed(0x5eed_0003);
+    let dir = common::scratch();
+    let opts = OpenOptions::new()
+        .sync(true)
+        .compression_level(None)
+        .max_dirty_pages(64);
+    let mut h = Harness::create(dir.path(), 0, opts).unwrap();
+    let mut r = Rng(seed);
+    let ops = if long("DFCACHE_CRASH_LONG") {
+        9000
+    } else {
+        3000
+    };
+    for i in 0..ops {
+        let k = format!("bulk-{:05}", r.below(2500)).into_bytes();
+        let res = match r.below(100) {
+            0..=89 => {
+                let v = bytes(20 + r.below(200) as usize, seed ^ (i << 20), false);
+                h.put(&k, &v)
+            }
+            90..=95 => h.remove(&k),
+            96..=97 => h.get(&k),
+            98 => h.flush(),
+            _ => h.reopen(),
+        };
+        if let Err(e) = res {
+            panic!("spill workload seed {seed:#x}, operation {i}: {e}");
+        }
+    }
+    h.flush().unwrap();
+    // A put that wrote to the file without syncing wrote spilled nodes:
+    // inline values and commits aside, nothing else writes during a put.
+    let log: Vec<Op> = h.log.lock().unwrap().clone();
+    let spills = h
+        .windows
+        .iter()
+        .filter(|w| w.what.starts_with("put"))
+        .filter(|w| {
+            let ops = &log[w.start..w.end];
+            !ops.iter().any(|o| matches!(o, Op::Sync))
+                && ops.iter().any(|o| matches!(o, Op::Write { .. }))
+        })
+        .count();
+    assert!(spills >= 3, "only {spills} puts spilled nodes");
+    let c = crash_images(seed, false, &dir, &h, 2);
+    assert!(c.images >= 200, "only {} crash images", c.images);
 }

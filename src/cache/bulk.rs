@@ -144,10 +144,10 @@ impl DatasetFileCache {
 
     /// Stores every (key, value) of `items`, then commits once (one sync).
     /// Returns how many were stored. Readers see each item as it is put. Under a
-    /// maximum file size, eviction may commit in between; a batch that
-    /// changes more index pages than the cache keeps in memory is also
-    /// committed in steps. For the most compact index give keys in
-    /// ascending order.
+    /// maximum file size, eviction may commit in between; a batch of more
+    /// keys than [`OpenOptions::max_dirty_pages`](crate::OpenOptions::max_dirty_pages)
+    /// allows uncommitted (131,072 by default) is committed in steps. For
+    /// the most compact index give keys in ascending order.
     ///
     /// # Errors
     /// As [`put`](Self::put), for the first item that fails; the items

@@ -267,7 +267,7 @@ impl DatasetFileCache {
             copy_meta(out, w, snap, limit, &mut n)?;
             let bytes = n.encode(inline, r.meta_inline(val).unwrap_or(&[]));
             out.install_with(w, key, &n, bytes, stored.len() as u64, false)?;
-            commit_if_big(out, w)
+            out.bound_txn(w)
         })
     }
 }
@@ -306,7 +306,7 @@ fn copy_last_used(out: &DatasetFileCache, snap: &Snapshot, entries: u64) -> Resu
                     .with_tree(&mut w.txn, TreeId::LAST_USED, |t, cx| {
                         t.insert(cx, tick, key)
                     })?;
-                commit_if_big(out, w)
+                out.bound_txn(w)
             });
             if let Err(e) = res {
                 err = Some(e);
@@ -324,13 +324,6 @@ fn copy_last_used(out: &DatasetFileCache, snap: &Snapshot, entries: u64) -> Resu
             0,
             format!("holds {copied} entries for {entries} records"),
         ));
-    }
-    Ok(())
-}
-
-fn commit_if_big(out: &DatasetFileCache, w: &mut Writer) -> Result<()> {
-    if w.txn.dirty_nodes() > out.max_dirty_pages {
-        out.commit_locked(w, false)?;
     }
     Ok(())
 }
@@ -358,7 +351,7 @@ fn copy_index_entry(
         }
         out.store
             .with_tree(&mut w.txn, id, |t, cx| t.insert(cx, k, &v))?;
-        commit_if_big(out, w)
+        out.bound_txn(w)
     })
 }
 
@@ -431,6 +424,6 @@ fn copy_entry(
         copy_meta(out, w, snap, limit, &mut n)?;
         let bytes = n.encode(r.inline(val), r.meta_inline(val).unwrap_or(&[]));
         out.install_with(w, key, &n, bytes, stored_total, false)?;
-        commit_if_big(out, w)
+        out.bound_txn(w)
     })
 }

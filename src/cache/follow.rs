@@ -151,10 +151,7 @@ impl DatasetFileCache {
             self.max_age_ms.store(rec.max_age_ms, Ordering::Release);
             self.max_file_size
                 .store(rec.max_file_size, Ordering::Release);
-            Arc::new(Snapshot {
-                record: rec,
-                mapping,
-            })
+            Arc::new(Snapshot::new(rec, mapping))
         };
         self.view.store(Arc::new(View {
             snap,

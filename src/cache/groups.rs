@@ -153,9 +153,7 @@ impl DatasetFileCache {
                 self.store
                     .with_tree(&mut w.txn, TreeId::GROUPS, |t, cx| t.insert(cx, &mk, k))?;
                 n += 1;
-                if w.txn.dirty_nodes() > self.max_dirty_pages {
-                    self.commit_locked(w, false)?;
-                }
+                self.bound_txn(w)?;
             }
             let dk = dir_key(name);
             self.store.with_tree(&mut w.txn, TreeId::GROUPS, |t, cx| {
@@ -246,9 +244,7 @@ impl DatasetFileCache {
                     t.remove_existing(cx, &k)
                 })?;
             }
-            if w.txn.dirty_nodes() > self.max_dirty_pages {
-                self.commit_locked(w, false)?;
-            }
+            self.bound_txn(w)?;
         }
     }
 

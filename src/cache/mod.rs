@@ -129,11 +129,15 @@ impl OpenOptions {
         self
     }
 
-    /// How many changed index pages the cache keeps in memory before it
-    /// commits on its own (bounds memory use of long runs of writes without
-    /// [`flush`](Flushable::flush)); default 4096, at least 64. A bulk
-    /// load's memory beyond the page cache is about 25 KiB per page of this
-    /// limit (decoded nodes and the uncommitted records readers see).
+    /// How many changed index pages the cache keeps decoded in memory
+    /// during a long run of writes without [`flush`](Flushable::flush);
+    /// default 4096, at least 64. Past it, the changed pages are written to
+    /// free space in the file without a commit (no fsync; a crash still
+    /// leaves the last commit), and a later commit takes them in. Past 32
+    /// uncommitted keys per page of this limit (131,072 by default) the
+    /// cache commits on its own, since readers see uncommitted entries
+    /// through memory. A bulk load's memory beyond the page cache stays
+    /// under about 20 KiB per page of this limit.
     pub fn max_dirty_pages(mut self, pages: usize) -> OpenOptions {
         self.max_dirty_pages = pages.max(64);
         self

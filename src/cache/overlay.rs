@@ -107,6 +107,11 @@ impl Overlay {
         }
     }
 
+    /// Number of keys changed.
+    pub(crate) fn len(&self) -> usize {
+        self.len.load(Ordering::Acquire)
+    }
+
     /// Records a put (`Some(record)`) or a removal (`None`) of `key`.
     pub(crate) fn set(&self, key: &[u8], rec: Option<Arc<[u8]>>) {
         let h = key_hash(key);

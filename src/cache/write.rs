@@ -27,6 +27,10 @@ use crate::storage::now_ms;
 pub const MAX_META_LEN: usize = 64 << 10;
 /// Metadata up to this length lives in the entry record.
 pub(crate) const META_INLINE_MAX: usize = 128;
+
+/// Uncommitted keys allowed per page of `max_dirty_pages` before a long
+/// run of writes commits (about 150 bytes of memory each).
+pub(crate) const OVERLAY_PER_PAGE: usize = 32;
 /// Pages one entry change may dirty across the four trees it touches.
 const OP_DIRTY_PAGES: u64 = 24;
 
@@ -247,11 +251,23 @@ impl DatasetFileCache {
             if self.pending.lock().len() >= crate::cache::read::PENDING_APPLY {
                 self.apply_notes(w)?;
             }
-            if w.txn.dirty_nodes() > self.max_dirty_pages {
-                self.commit_locked(w, false)?;
-            }
-            Ok(())
+            self.bound_txn(w)
         }
+    }
+
+    /// Keeps a long run of writes without a flush in bounded memory: past
+    /// `max_dirty_pages` decoded nodes they are written out without a
+    /// commit ([`Store::spill`](crate::storage::Store::spill)); past
+    /// [`OVERLAY_PER_PAGE`] times that many uncommitted keys (each kept in
+    /// memory for readers), the changes are committed.
+    pub(crate) fn bound_txn(&self, w: &mut Writer) -> Result<()> {
+        if w.overlay.len() > self.max_dirty_pages.saturating_mul(OVERLAY_PER_PAGE) {
+            return self.commit_locked(w, false);
+        }
+        if w.txn.dirty_nodes() > self.max_dirty_pages && self.store.spill(&mut w.txn)? {
+            self.publish(w);
+        }
+        Ok(())
     }
 
     /// Puts the encoded record `bytes` (describing `rec`) under `key` and

@@ -77,9 +77,23 @@ pub(crate) struct Snapshot {
     pub record: CommitRecord,
     /// The mapping to read it through (covers at least `record.file_len`).
     pub mapping: Arc<Mapping>,
+    /// Node pages must end by here: the committed file length, or, in the
+    /// writer's working state after [`Store::spill`], the file's physical
+    /// length (spilled pages may lie past the committed end).
+    node_limit: u64,
 }
 
 impl Snapshot {
+    /// The committed state named by `record`, read through `mapping`.
+    pub(crate) fn new(record: CommitRecord, mapping: Arc<Mapping>) -> Snapshot {
+        let node_limit = record.file_len;
+        Snapshot {
+            record,
+            mapping,
+            node_limit,
+        }
+    }
+
     /// The root of tree `id`.
     pub(crate) fn root(&self, id: TreeId) -> TreeRoot {
         self.record
@@ -119,7 +133,7 @@ impl PageSource for Snapshot {
         }
         let b = self
             .mapping
-            .slice(page, PAGE, self.record.file_len)
+            .slice(page, PAGE, self.node_limit)
             .ok_or_else(|| {
                 Error::corrupt(
                     "B-tree node",
@@ -190,6 +204,14 @@ pub(crate) struct WriteTxn {
     written: BTreeMap<u64, (u64, u32)>,
     /// Extents allocated in this transaction.
     fresh: HashSet<u64>,
+    /// Node pages written by [`Store::spill`] in this transaction: no
+    /// committed state or reader refers to them, so when copy-on-write
+    /// replaces one it is free at once.
+    spilled: HashSet<u64>,
+    /// Spilled pages that copy-on-write replaced since: still allocated as
+    /// node pages, given to the next dirty nodes before the allocator is
+    /// asked (a long transaction rewrites the same nodes over and over).
+    spare: Vec<u64>,
     /// Sequence number the next commit gets.
     next_seq: u64,
     /// Physical length of the file.
@@ -285,6 +307,8 @@ impl Store {
             freed: Vec::new(),
             written: BTreeMap::new(),
             fresh: HashSet::new(),
+            spilled: HashSet::new(),
+            spare: Vec::new(),
             phys_len,
             durable_len,
             poisoned: None,
@@ -371,12 +395,22 @@ impl Store {
     /// Frees the committed pages copy-on-write replaced; freeing changes the
     /// allocator's trees, which may replace more pages.
     fn release_cow_pages(&self, txn: &mut WriteTxn) -> Result<()> {
-        while let Some(p) = txn.freed.pop() {
-            self.with_alloc(txn, |a, cx| a.free(cx, p, PAGE, Reuse::AfterCommit))?;
-        }
+        self.free_replaced(txn)?;
         for p in txn.arena.take_orphans() {
             self.with_alloc(txn, |a, cx| a.free(cx, p, PAGE, Reuse::Now))?;
-            while let Some(p) = txn.freed.pop() {
+            self.free_replaced(txn)?;
+        }
+        Ok(())
+    }
+
+    /// Frees the pages copy-on-write replaced once the commit is done (the
+    /// committed state still uses them); spilled ones become spares at once.
+    fn free_replaced(&self, txn: &mut WriteTxn) -> Result<()> {
+        while let Some(p) = txn.freed.pop() {
+            if txn.spilled.remove(&p) {
+                txn.written.remove(&p);
+                txn.spare.push(p);
+            } else {
                 self.with_alloc(txn, |a, cx| a.free(cx, p, PAGE, Reuse::AfterCommit))?;
             }
         }
@@ -412,6 +446,8 @@ impl Store {
         })?;
         txn.written.clear();
         txn.fresh.clear();
+        txn.spilled.clear();
+        txn.spare.clear();
         txn.freed.clear();
         txn.arena.take_orphans();
         Ok(())
@@ -607,6 +643,7 @@ impl Store {
         txn.base = Arc::new(Snapshot {
             record: txn.base.record.clone(),
             mapping: m,
+            node_limit: txn.base.node_limit,
         });
         Ok(true)
     }
@@ -672,74 +709,9 @@ impl Store {
                 self.with_alloc(txn, |a, cx| a.trim_to(cx, t))?;
             }
         }
-        // Give every dirty node a page. Allocating changes the allocator's
-        // trees (more dirty nodes, more replaced pages); repeat until stable.
-        let mut rounds = 0;
-        'assign: loop {
-            self.release_cow_pages(txn)?;
-            let todo = txn.arena.unassigned();
-            if todo.is_empty() {
-                break;
-            }
-            rounds += 1;
-            if rounds > 1000 {
-                return Err(internal!("page assignment did not settle"));
-            }
-            for i in todo {
-                if !txn.arena.needs_page(i) {
-                    continue;
-                }
-                let p = match self.with_alloc(txn, |a, cx| a.alloc(cx, PAGE, PAGE, ExtentKind::Node)) {
-                    // A failed search changes nothing: wait for readers to
-                    // release freed space, then assign the pages again.
-                    Err(Error::NoSpace { .. }) if self.wait_for_readers(txn) => continue 'assign,
-                    Err(Error::NoSpace { detail }) => {
-                        return Err(internal!(
-                            "no page for a dirty node at commit ({detail}); dirty {}, available pages {}, free pages {}, quarantined pages {}, file {}",
-                            txn.arena.len(),
-                            txn.alloc.available_pages(),
-                            txn.alloc.free_pages,
-                            txn.alloc.quarantine_pages(),
-                            txn.alloc.file_len
-                        ))
-                    }
-                    r => r?,
-                };
-                // The allocation itself may have merged node `i` away.
-                if txn.arena.needs_page(i) {
-                    txn.arena.set_page(i, p);
-                } else {
-                    txn.arena.orphan(p);
-                }
-            }
-        }
-        // Encode bottom-up and write.
         let mut checks: Vec<(u64, u64, u32)> =
             txn.written.iter().map(|(o, (l, c))| (*o, *l, *c)).collect();
-        let mut roots = [TreeRoot::default(); MAX_TREES];
-        let mut batch: Vec<(u64, Box<[u8; NODE_SIZE]>)> = Vec::new();
-        for id in TreeId::ALL {
-            let tree = txn.tree(id).clone();
-            let root = match tree.root {
-                None => None,
-                Some(r) => Some(self.write_subtree(txn, id, r, seq, &mut batch, &mut checks)?),
-            };
-            let t = Tree { root, ..tree };
-            roots[id.0 as usize] = t.committed_root()?;
-            match id {
-                TreeId::ALLOC => txn.alloc.alloc = t,
-                TreeId::FREE => txn.alloc.free = t,
-                _ => txn.trees[id.0 as usize] = t,
-            }
-        }
-        self.write_pages(txn, &mut batch)?;
-        if txn.arena.len() != 0 {
-            return Err(internal!(
-                "{} dirty nodes left after commit",
-                txn.arena.len()
-            ));
-        }
-        txn.arena.clear();
+        let roots = self.write_dirty(txn, seq, &mut checks, true)?;
         let file_len = txn.alloc.file_len;
         if txn.phys_len < file_len {
             self.backend
@@ -789,17 +761,137 @@ impl Store {
             .write_at(&h.encode(), 0)
             .map_err(|e| Error::io("writing the header", e))?;
         self.ensure_mapped(txn, file_len)?;
-        let snap = Arc::new(Snapshot {
-            record,
-            mapping: txn.base.mapping.clone(),
-        });
+        let snap = Arc::new(Snapshot::new(record, txn.base.mapping.clone()));
         txn.base = snap.clone();
         txn.durable_len = file_len;
         txn.next_seq = seq + 1;
         txn.written.clear();
         txn.fresh.clear();
+        txn.spilled.clear();
+        debug_assert!(txn.spare.is_empty());
         txn.committed_unpublished = true;
         Ok(snap)
+    }
+
+    /// Gives every dirty node a page and writes it (children first), adding
+    /// each page's CRC to `checks`; returns the trees' roots. For a
+    /// `commit`, spare pages left over are freed.
+    fn write_dirty(
+        &self,
+        txn: &mut WriteTxn,
+        seq: u64,
+        checks: &mut Vec<(u64, u64, u32)>,
+        commit: bool,
+    ) -> Result<[TreeRoot; MAX_TREES]> {
+        // Allocating changes the allocator's trees (more dirty nodes, more
+        // replaced pages); repeat until stable.
+        let mut rounds = 0;
+        'assign: loop {
+            self.release_cow_pages(txn)?;
+            let todo = txn.arena.unassigned();
+            if todo.is_empty() {
+                if !commit || txn.spare.is_empty() {
+                    break;
+                }
+                // Spares nothing took go back to the allocator (changing
+                // its trees, so assign again).
+                while let Some(p) = txn.spare.pop() {
+                    self.with_alloc(txn, |a, cx| a.free(cx, p, PAGE, Reuse::Now))?;
+                }
+                continue;
+            }
+            rounds += 1;
+            if rounds > 1000 {
+                return Err(internal!("page assignment did not settle"));
+            }
+            for i in todo {
+                if !txn.arena.needs_page(i) {
+                    continue;
+                }
+                if let Some(p) = txn.spare.pop() {
+                    txn.arena.set_page(i, p);
+                    continue;
+                }
+                let p = match self.with_alloc(txn, |a, cx| a.alloc(cx, PAGE, PAGE, ExtentKind::Node)) {
+                    // A failed search changes nothing: wait for readers to
+                    // release freed space, then assign the pages again.
+                    Err(Error::NoSpace { .. }) if self.wait_for_readers(txn) => continue 'assign,
+                    Err(Error::NoSpace { detail }) => {
+                        return Err(internal!(
+                            "no page for a dirty node at commit ({detail}); dirty {}, available pages {}, free pages {}, quarantined pages {}, file {}",
+                            txn.arena.len(),
+                            txn.alloc.available_pages(),
+                            txn.alloc.free_pages,
+                            txn.alloc.quarantine_pages(),
+                            txn.alloc.file_len
+                        ))
+                    }
+                    r => r?,
+                };
+                // The allocation itself may have merged node `i` away.
+                if txn.arena.needs_page(i) {
+                    txn.arena.set_page(i, p);
+                } else {
+                    txn.arena.orphan(p);
+                }
+            }
+        }
+        // Encode bottom-up and write.
+        let mut roots = [TreeRoot::default(); MAX_TREES];
+        let mut batch: Vec<(u64, Box<[u8; NODE_SIZE]>)> = Vec::new();
+        for id in TreeId::ALL {
+            let tree = txn.tree(id).clone();
+            let root = match tree.root {
+                None => None,
+                Some(r) => Some(self.write_subtree(txn, id, r, seq, &mut batch, checks)?),
+            };
+            let t = Tree { root, ..tree };
+            roots[id.0 as usize] = t.committed_root()?;
+            match id {
+                TreeId::ALLOC => txn.alloc.alloc = t,
+                TreeId::FREE => txn.alloc.free = t,
+                _ => txn.trees[id.0 as usize] = t,
+            }
+        }
+        self.write_pages(txn, &mut batch)?;
+        if txn.arena.len() != 0 {
+            return Err(internal!(
+                "{} dirty nodes left after writing them",
+                txn.arena.len()
+            ));
+        }
+        txn.arena.clear();
+        Ok(roots)
+    }
+
+    /// Writes every dirty node to a page without committing, so that a
+    /// long transaction keeps a bounded number of decoded nodes in memory.
+    /// The pages belong to the transaction: the commit covers them like the
+    /// pages it writes itself, and a change to one copies it and frees it
+    /// at once (only this writer ever sees it). Returns whether the mapping
+    /// was replaced (publish before readers look past the old end).
+    pub(crate) fn spill(&self, txn: &mut WriteTxn) -> Result<bool> {
+        self.writable(txn)?;
+        self.reclaim(txn);
+        let mut pages = Vec::new();
+        let r = self.write_dirty(txn, txn.next_seq, &mut pages, false);
+        for (p, len, crc) in pages {
+            txn.written.insert(p, (len, crc));
+            txn.spilled.insert(p);
+        }
+        // The trees now start at their spilled pages (write_dirty set them).
+        let remapped = r
+            .and_then(|_| self.ensure_mapped(txn, txn.phys_len))
+            .map_err(|e| self.poison(txn, e))?;
+        let limit = txn.phys_len.max(txn.base.record.file_len);
+        if limit > txn.base.node_limit {
+            txn.base = Arc::new(Snapshot {
+                record: txn.base.record.clone(),
+                mapping: txn.base.mapping.clone(),
+                node_limit: limit,
+            });
+        }
+        Ok(remapped)
     }
 
     fn sync(&self) -> Result<()> {

@@ -285,7 +285,7 @@ fn open_locked(
     // never writes.
     Ok(Opened {
         store,
-        snap: Arc::new(Snapshot { record, mapping }),
+        snap: Arc::new(Snapshot::new(record, mapping)),
         phys_len: len,
         header_stale,
     })
