@@ -116,3 +116,71 @@ fn read_only_handle_follows_a_writer() {
     assert_eq!(r.len(), w.len(), "after following, same entry count");
     assert!(r.verify().unwrap().is_ok());
 }
+
+/// A read-only backend that lets another handle commit right after it
+/// measured the file's length, once: the race of a reader opening while a
+/// writer grows the file.
+struct CommitAfterLen {
+    inner: dfcache::FileBackend,
+    hook: parking_lot::Mutex<Option<Box<dyn FnOnce() + Send>>>,
+}
+
+impl dfcache::StorageBackend for CommitAfterLen {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+        self.inner.read_at(buf, offset)
+    }
+    fn write_at(&self, buf: &[u8], offset: u64) -> std::io::Result<()> {
+        self.inner.write_at(buf, offset)
+    }
+    fn set_len(&self, len: u64) -> std::io::Result<()> {
+        self.inner.set_len(len)
+    }
+    fn sync(&self) -> std::io::Result<()> {
+        self.inner.sync()
+    }
+    fn len(&self) -> std::io::Result<u64> {
+        let n = self.inner.len()?;
+        if let Some(commit) = self.hook.lock().take() {
+            commit();
+        }
+        Ok(n)
+    }
+    fn file(&self) -> &std::fs::File {
+        self.inner.file()
+    }
+}
+
+#[test]
+fn opening_read_only_while_a_writer_grows_the_file_is_not_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("f.dfc");
+    let w = Arc::new(OpenOptions::new().sync(false).create(&path, 0).unwrap());
+    w.put(&0u32.to_be_bytes(), &value(0, 0, 100)).unwrap();
+    w.flush().unwrap();
+    let before = std::fs::metadata(&path).unwrap().len();
+    let writer = w.clone();
+    let backend = CommitAfterLen {
+        inner: dfcache::FileBackend::new(std::fs::File::open(&path).unwrap()),
+        hook: parking_lot::Mutex::new(Some(Box::new(move || {
+            // Enough to grow the file: the new record names a length the
+            // reader's first measurement did not see.
+            for k in 1..40u32 {
+                writer.put(&k.to_be_bytes(), &value(k, 1, 20_000)).unwrap();
+            }
+            writer.flush().unwrap();
+        }))),
+    };
+    let r = OpenOptions::new()
+        .read_only(true)
+        .open_backend(Box::new(backend))
+        .unwrap();
+    assert!(
+        std::fs::metadata(&path).unwrap().len() > before,
+        "the writer grew the file"
+    );
+    assert_eq!(r.len(), 40, "the reader opened at the writer's new commit");
+    for k in 0..40u32 {
+        let v = r.get(&k.to_be_bytes()).unwrap().unwrap();
+        check(k, &v);
+    }
+}

@@ -298,10 +298,7 @@ fn open_locked(
 fn read_stable(backend: &dyn StorageBackend) -> Result<(u64, Vec<u8>, Result<CommitRecord>)> {
     let mut last = None;
     for _ in 0..STABLE_READ_TRIES {
-        let len = backend
-            .len()
-            .map_err(|e| Error::io("reading the file length", e))?;
-        let head = read_head(backend, len)?;
+        let (len, head) = head_then_len(backend)?;
         let chosen = choose_record(backend, &head, len);
         let again = read_head(backend, len)?;
         let slots = SLOT_OFFSETS[0] as usize..head.len().min(DATA_START as usize);
@@ -378,11 +375,22 @@ pub(crate) fn choose_record(
 /// Re-reads the commit records of an open file (read-only handles following
 /// a writer): the newest usable committed state.
 pub(crate) fn reload(backend: &dyn StorageBackend) -> Result<CommitRecord> {
-    let len = backend
-        .len()
-        .map_err(|e| Error::io("reading the file length", e))?;
-    let head = read_head(backend, len)?;
+    let (len, head) = head_then_len(backend)?;
     choose_record(backend, &head, len)
+}
+
+/// Reads the file's first bytes, then its length. In this order, because
+/// a writer in another process makes a longer file durable before a record
+/// names it (§7.2): a length read before the head may predate a record the
+/// head shows, which would look like a truncated file.
+fn head_then_len(backend: &dyn StorageBackend) -> Result<(u64, Vec<u8>)> {
+    let len_of = || {
+        backend
+            .len()
+            .map_err(|e| Error::io("reading the file length", e))
+    };
+    let head = read_head(backend, len_of()?)?;
+    Ok((len_of()?, head))
 }
 
 /// Whether every range a one-phase record lists holds the bytes it wrote.
