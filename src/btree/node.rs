@@ -63,7 +63,6 @@ pub(crate) enum Pos {
     Missing(usize),
 }
 
-/// Computes the CRC stored in a node page (bytes 8..4096).
 /// Bytewise order, with the first eight bytes compared as one integer:
 /// keys below a node's prefix are short (a dataset block's is often one to
 /// three bytes), and a call into `memcmp` per probe of a binary search costs
@@ -98,6 +97,7 @@ fn head8(s: &[u8]) -> u64 {
     }
 }
 
+/// Computes the CRC stored in a node page (bytes 8..4096).
 pub(crate) fn page_crc(page: &[u8]) -> u32 {
     crc32fast::hash(page.get(8..).unwrap_or(&[]))
 }
