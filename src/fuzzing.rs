@@ -1168,7 +1168,8 @@ pub mod sim {
 /// against a model (`sim::Harness`): puts, removes, gets, flushes, reopens,
 /// clear, cap and age changes, and simulated power losses at a chosen
 /// point of the disk log, after which the recovered state must be one the
-/// spec allows and the run continues from it.
+/// spec allows and the run continues from it. The first byte chooses the
+/// cap (bits 0-1), compression (bit 2) and spilling transactions (bit 3).
 pub fn ops(data: &[u8]) {
     use sim::*;
     let mut input = data.iter().copied();
@@ -1183,10 +1184,19 @@ pub fn ops(data: &[u8]) {
         return;
     };
     let cap = [0, 1 << 20, 2 << 20, 1536 << 10][(cfg & 3) as usize];
-    let opts = crate::OpenOptions::new()
+    let mut opts = crate::OpenOptions::new()
         .sync(true)
         .compression_level((cfg & 4 != 0).then_some(3))
         .max_dirty_pages(64);
+    // Bit 3: long transactions spill. The public minimum of 64 decoded
+    // pages needs thousands of puts to pass; two pages (below what any put
+    // dirties) make nearly every put without a flush spill, and 64 keys
+    // give the trees more than one leaf.
+    let spill = cfg & 8 != 0;
+    if spill {
+        opts.max_dirty_pages = 2;
+    }
+    let keys = if spill { 64 } else { 16 };
     let mut h = Harness::create(dir.path(), cap, opts).expect("create");
     let scratch = dir.path().join("crash.dfc");
     let mut n = 0u32;
@@ -1196,7 +1206,7 @@ pub fn ops(data: &[u8]) {
             break;
         }
         let a = input.next().unwrap_or(0);
-        let key = format!("k{:02}", a % 16).into_bytes();
+        let key = format!("k{:02}", a % keys).into_bytes();
         let r = match op % 16 {
             0..=5 => {
                 let b = input.next().unwrap_or(0) as usize;

@@ -131,3 +131,21 @@ fn lowering_the_cap_evicts_an_entry_that_cannot_be_moved() {
     c.put(b"k01", &v(3, 27)).unwrap();
     assert!(c.verify().unwrap().is_ok());
 }
+
+/// A long transaction keeps spare pages (spilled index nodes that a later
+/// change copied again) for its next dirty nodes. Lowering the cap in the
+/// middle of it used them even when they lay past the new size, so the
+/// relocated index ended past it and the call failed with `NoSpace`
+/// ("still referenced by live Values") with no Value alive. Found by the
+/// `ops` fuzz target in its spilling mode (two decoded pages, below the
+/// public minimum of `max_dirty_pages`), so the input is replayed as is.
+#[test]
+fn lowering_the_cap_during_a_spilling_transaction_keeps_spares_below_it() {
+    let input = std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fuzz/corpus/ops/bug6-spare-past-lowered-cap"),
+    )
+    .unwrap();
+    assert_eq!(input[0] & 8, 8, "the input runs in spilling mode");
+    dfcache::fuzzing::ops(&input);
+}

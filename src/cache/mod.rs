@@ -86,7 +86,7 @@ pub struct OpenOptions {
     read_only: bool,
     compression_level: Option<i32>,
     sync: bool,
-    max_dirty_pages: usize,
+    pub(crate) max_dirty_pages: usize,
     check_every_read: bool,
 }
 

@@ -808,8 +808,14 @@ impl Store {
                 if !txn.arena.needs_page(i) {
                     continue;
                 }
-                if let Some(p) = txn.spare.pop() {
-                    txn.arena.set_page(i, p);
+                if let Some(p) = self.take_spare(txn)? {
+                    // Freeing spares past the bound changes the allocator's
+                    // trees, which may have merged node `i` away.
+                    if txn.arena.needs_page(i) {
+                        txn.arena.set_page(i, p);
+                    } else {
+                        txn.spare.push(p);
+                    }
                     continue;
                 }
                 let p = match self.with_alloc(txn, |a, cx| a.alloc(cx, PAGE, PAGE, ExtentKind::Node)) {
@@ -862,6 +868,20 @@ impl Store {
         }
         txn.arena.clear();
         Ok(roots)
+    }
+
+    /// A spare page for a dirty node: one inside the allocator's bound
+    /// (a lowered cap or the limit of a shrink applies to spares too; those
+    /// past it are freed, to be trimmed).
+    fn take_spare(&self, txn: &mut WriteTxn) -> Result<Option<u64>> {
+        while let Some(p) = txn.spare.pop() {
+            let bound = txn.alloc.bound();
+            if bound == 0 || p + PAGE <= bound {
+                return Ok(Some(p));
+            }
+            self.with_alloc(txn, |a, cx| a.free(cx, p, PAGE, Reuse::Now))?;
+        }
+        Ok(None)
     }
 
     /// Writes every dirty node to a page without committing, so that a
