@@ -24,7 +24,9 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{bytes, long, Rng};
-use dfcache::fuzzing::sim::{allowed_at, commit_states, crash_check, Harness, Op, Replayer};
+use dfcache::fuzzing::sim::{
+    allowed_at, check_crash_image, commit_points, commit_states, crash_check, Harness, Op, Replayer,
+};
 use dfcache::OpenOptions;
 
 const KEYS: u64 = 40;
@@ -206,6 +208,87 @@ fn power_loss_at_every_point_raw() {
     run(&[0x5eed_0002], false);
 }
 
+/// One lost write at every one-phase commit: at the point where the record
+/// is written but not synced, an image per unsynced write in which only
+/// that write is missing. The record's check list must catch every such
+/// loss (the state is then the commit before) unless the write no longer
+/// matters. Returns how many images were checked.
+fn lost_writes_at_one_phase_commits(seed: u64, dir: &tempfile::TempDir, h: &Harness) -> usize {
+    let log: Vec<Op> = h.log.lock().unwrap().clone();
+    let scratch = dir.path().join("lost.dfc");
+    let states =
+        commit_states(h, &log, &scratch).unwrap_or_else(|e| panic!("workload seed {seed:#x}: {e}"));
+    let mut rep = Replayer::new(&log);
+    let mut images = 0;
+    for p in commit_points(&log) {
+        let one_phase = matches!(&log[p.record_write], Op::Write { data, .. }
+            if data.get(116..120).is_some_and(|b| b != [0; 4]));
+        if !one_phase {
+            continue;
+        }
+        let k = p.record_write + 1;
+        rep.advance(k);
+        for lost in rep.unsynced_writes(k) {
+            if lost == p.record_write {
+                continue;
+            }
+            let img = rep.lost_write_image(k, lost);
+            check_crash_image(
+                &states,
+                k,
+                &img,
+                &scratch,
+                false,
+                &format!("lost write {lost}"),
+            )
+            .unwrap_or_else(|e| panic!("workload seed {seed:#x}: {e}"));
+            images += 1;
+        }
+    }
+    images
+}
+
+/// How a spilling workload went: the puts that spilled (wrote index nodes
+/// without a sync), and the one-phase commits (records with a check list,
+/// §7.2) that followed a spill since the commit before.
+fn spill_coverage(h: &Harness) -> (usize, usize) {
+    let log: Vec<Op> = h.log.lock().unwrap().clone();
+    let spilling: std::collections::BTreeSet<usize> = h
+        .windows
+        .iter()
+        .filter(|w| w.what.starts_with("put"))
+        .filter(|w| {
+            let ops = &log[w.start..w.end];
+            !ops.iter().any(|o| matches!(o, Op::Sync))
+                && ops
+                    .iter()
+                    .any(|o| matches!(o, Op::Write { data, .. } if data.starts_with(b"DFBT")))
+        })
+        .map(|w| w.start)
+        .collect();
+    let mut spilled = false;
+    let mut one_phase = 0;
+    for (i, o) in log.iter().enumerate() {
+        if spilling.contains(&i) {
+            spilled = true;
+        }
+        if let Op::Write {
+            off: 4096 | 8192,
+            data,
+        } = o
+        {
+            let checks = data
+                .get(116..120)
+                .map_or(0, |b| u32::from_le_bytes(b.try_into().unwrap()));
+            if checks > 0 && spilled {
+                one_phase += 1;
+            }
+            spilled = false;
+        }
+    }
+    (spilling.len(), one_phase)
+}
+
 /// Many small entries between flushes, with `max_dirty_pages(64)`: puts
 /// write dirty index nodes out without committing (spills), and a commit
 /// later covers them. A power loss at any point, spills included, must
@@ -242,20 +325,64 @@ fn power_loss_while_a_long_transaction_spills_nodes() {
         }
     }
     h.flush().unwrap();
-    // A put that wrote to the file without syncing wrote spilled nodes:
-    // inline values and commits aside, nothing else writes during a put.
-    let log: Vec<Op> = h.log.lock().unwrap().clone();
-    let spills = h
-        .windows
-        .iter()
-        .filter(|w| w.what.starts_with("put"))
-        .filter(|w| {
-            let ops = &log[w.start..w.end];
-            !ops.iter().any(|o| matches!(o, Op::Sync))
-                && ops.iter().any(|o| matches!(o, Op::Write { .. }))
-        })
-        .count();
+    let (spills, one_phase) = spill_coverage(&h);
     assert!(spills >= 3, "only {spills} puts spilled nodes");
+    assert!(
+        one_phase >= 2,
+        "only {one_phase} one-phase commits followed spills"
+    );
+    let lost = lost_writes_at_one_phase_commits(seed, &dir, &h);
+    assert!(lost >= 100, "only {lost} lost-write images");
     let c = crash_images(seed, false, &dir, &h, 2);
+    assert!(c.images >= 200, "only {} crash images", c.images);
+}
+
+/// Small values under a tight maximum size, without flushes: inline puts
+/// and removals take no extent, so before each change the cache makes sure
+/// the pages its commit needs are free (committing and evicting ahead).
+/// This run used to end with a commit that found no page and poisoned the
+/// handle. A power loss at any point must leave the last commit.
+#[test]
+fn power_loss_under_a_tight_cap_with_small_values() {
+    let seed = common::seed(0x5eed_0004);
+    let dir = common::scratch();
+    let opts = OpenOptions::new()
+        .sync(true)
+        .compression_level(None)
+        .max_dirty_pages(64);
+    let mut h = Harness::create(dir.path(), 1 << 20, opts).unwrap();
+    let mut r = Rng(seed);
+    let ops = if long("DFCACHE_CRASH_LONG") {
+        6000
+    } else {
+        1800
+    };
+    for i in 0..ops {
+        let k = format!("capped-{:05}", r.below(3000)).into_bytes();
+        let res = match r.below(100) {
+            0..=84 => {
+                let n = if r.chance(1, 6) {
+                    2000 + r.below(6000)
+                } else {
+                    20 + r.below(200)
+                };
+                let v = bytes(n as usize, seed ^ (i << 20), false);
+                h.put(&k, &v)
+            }
+            85..=92 => h.remove(&k),
+            93..=96 => h.get(&k),
+            97..=98 => h.flush(),
+            _ => h.reopen(),
+        };
+        if let Err(e) = res {
+            panic!("tight cap workload seed {seed:#x}, operation {i}: {e}");
+        }
+    }
+    h.flush().unwrap();
+    let evicted: usize = h.windows.iter().map(|w| w.evicted.len()).sum();
+    assert!(evicted > 0, "nothing was evicted");
+    let lost = lost_writes_at_one_phase_commits(seed, &dir, &h);
+    assert!(lost >= 100, "only {lost} lost-write images");
+    let c = crash_images(seed, false, &dir, &h, 1);
     assert!(c.images >= 200, "only {} crash images", c.images);
 }

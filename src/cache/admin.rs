@@ -150,9 +150,11 @@ impl DatasetFileCache {
                     return Ok(n);
                 }
                 for k in keys {
+                    self.headroom(w)?;
                     if self.remove_locked(w, &k, Why::Removed)?.is_some() {
                         n += 1;
                     }
+                    self.bound_txn(w)?;
                 }
             }
         })

@@ -150,6 +150,7 @@ impl DatasetFileCache {
                     Error::InvalidArgument("a group holds at most 2^32 keys".into())
                 })?;
                 let mk = member_key(&prefix, i);
+                self.headroom(w)?;
                 self.store
                     .with_tree(&mut w.txn, TreeId::GROUPS, |t, cx| t.insert(cx, &mk, k))?;
                 n += 1;
@@ -240,11 +241,12 @@ impl DatasetFileCache {
                 return Ok(existed);
             }
             for k in batch {
+                self.headroom(w)?;
                 self.store.with_tree(&mut w.txn, TreeId::GROUPS, |t, cx| {
                     t.remove_existing(cx, &k)
                 })?;
+                self.bound_txn(w)?;
             }
-            self.bound_txn(w)?;
         }
     }
 

@@ -68,27 +68,26 @@ impl DatasetFileCache {
             )));
         }
         self.with_writer(|w| {
-            let Some(old) = w.txn.reader(TreeId::PRIMARY).get(key)?.map(|b| b.to_vec()) else {
+            if w.txn.reader(TreeId::PRIMARY).get(key)?.is_none() {
                 return Ok(false);
-            };
-            let mut r = Record::decode(&old)?;
+            }
             w.protect = Some(key.to_vec());
-            let new_meta = match meta.len() {
-                0 => None,
-                n if n <= META_INLINE_MAX => Some(MetaRef::Inline { start: 0, len: n }),
-                n => match self.write_extent(w, &[meta], ExtentKind::Meta) {
-                    Ok((off, crc)) => Some(MetaRef::Extent {
-                        off,
-                        len: n as u64,
-                        crc,
-                    }),
-                    Err(e) => {
-                        w.protect = None;
-                        return Err(e);
+            let new_meta = self.headroom(w).and_then(|()| {
+                Ok(match meta.len() {
+                    0 => None,
+                    n if n <= META_INLINE_MAX => Some(MetaRef::Inline { start: 0, len: n }),
+                    n => {
+                        let (off, crc) = self.write_extent(w, &[meta], ExtentKind::Meta)?;
+                        Some(MetaRef::Extent {
+                            off,
+                            len: n as u64,
+                            crc,
+                        })
                     }
-                },
-            };
+                })
+            });
             w.protect = None;
+            let new_meta = new_meta?;
             // The entry may have been evicted to make room for the metadata.
             let Some(cur) = w.txn.reader(TreeId::PRIMARY).get(key)?.map(|b| b.to_vec()) else {
                 if let Some(MetaRef::Extent { off, len, .. }) = new_meta {
@@ -96,11 +95,10 @@ impl DatasetFileCache {
                 }
                 return Ok(false);
             };
-            if cur != old {
-                return Err(crate::internal!(
-                    "entry changed while its metadata was replaced"
-                ));
-            }
+            // Making room may have committed, and a commit applies readers'
+            // LRU notes (a new tick): build on the record as it is now.
+            let mut r = Record::decode(&cur)?;
+            let old = cur;
             let old_meta = r.meta;
             let old_len = r.meta_len();
             r.meta = new_meta;
@@ -119,6 +117,7 @@ impl DatasetFileCache {
             }
             let m = &mut w.txn.meta;
             m.meta_bytes = m.meta_bytes.saturating_sub(old_len) + meta.len() as u64;
+            self.bound_txn(w)?;
             Ok(true)
         })
     }

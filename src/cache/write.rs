@@ -78,7 +78,12 @@ impl DatasetFileCache {
     /// [`Error::InvalidKey`]; [`Error::ReadOnly`]; I/O errors.
     pub fn remove(&self, key: &[u8]) -> Result<bool> {
         check_key(key)?;
-        self.with_writer(|w| Ok(self.remove_locked(w, key, Why::Removed)?.is_some()))
+        self.with_writer(|w| {
+            self.headroom(w)?;
+            let removed = self.remove_locked(w, key, Why::Removed)?.is_some();
+            self.bound_txn(w)?;
+            Ok(removed)
+        })
     }
 
     /// Drops every entry (and group and dictionary), commits, and shrinks
@@ -163,6 +168,7 @@ impl DatasetFileCache {
         meta: Option<&[u8]>,
         encoded: Option<(Codec, Option<Vec<u8>>, u32)>,
     ) -> Result<()> {
+        self.headroom(w)?;
         {
             let (body, codec, crc, raw_len, inline, stored_total) = match payload {
                 Payload::Absent => (Body::Absent, Codec::Raw, 0, 0, &[][..], 0),
@@ -501,9 +507,11 @@ impl DatasetFileCache {
         let mut hits: Vec<(Box<[u8]>, u64)> = pending.hits.into_iter().collect();
         hits.sort_unstable_by_key(|(_, t)| *t);
         for (k, t) in hits {
+            self.keep_committable(w)?;
             self.touch(w, &k, t)?;
         }
         for (k, n) in pending.drops {
+            self.keep_committable(w)?;
             let (at, why) = match n {
                 Note::Expired(at) => (at, Why::Expired),
                 Note::Corrupt(at) => (at, Why::Corrupt),
@@ -520,6 +528,24 @@ impl DatasetFileCache {
             }
         }
         Ok(())
+    }
+
+    /// Inside a run of changes no caller bounds (applying a backlog of
+    /// notes dirties two index paths per note): commits when the pages the
+    /// commit needs run short under the cap (the commit releases what the
+    /// changes replaced), and spills when the decoded nodes pass
+    /// `max_dirty_pages`.
+    fn keep_committable(&self, w: &mut Writer) -> Result<()> {
+        let need = self.store.commit_pages_needed(&w.txn) + OP_DIRTY_PAGES;
+        if w.txn.alloc.cap != 0 && w.txn.alloc.available_pages() < need {
+            self.stamp_meta(w);
+            self.commit_and_publish(w, false)
+        } else {
+            if w.txn.dirty_nodes() > self.max_dirty_pages && self.store.spill(&mut w.txn)? {
+                self.publish(w);
+            }
+            Ok(())
+        }
     }
 
     /// Drops notes without applying them (the entries are gone).
@@ -627,6 +653,16 @@ impl DatasetFileCache {
         }
     }
 
+    /// Makes sure one more change (a put, a removal, a group member) can
+    /// be committed under the cap: an inline value or a removal takes no
+    /// extent, but dirties index pages, and the removed entry's space
+    /// stays quarantined until the commit. Without this a long run of
+    /// such changes on a full cache used up the pages its commit (or a
+    /// spill) needs. Evicts and commits as [`make_room`](Self::make_room).
+    pub(crate) fn headroom(&self, w: &mut Writer) -> Result<()> {
+        self.make_room(w, 0)
+    }
+
     /// Makes sure `bytes` more can be stored while a commit stays possible,
     /// evicting least-recently-used entries and committing as needed.
     pub(crate) fn make_room(&self, w: &mut Writer, bytes: u64) -> Result<()> {
@@ -642,22 +678,36 @@ impl DatasetFileCache {
             return Ok(());
         }
         let slack = (cap / 64).clamp(64 << 10, 32 << 20);
+        let want = |w: &Writer, st: &crate::storage::Store| {
+            bytes + (st.commit_pages_needed(&w.txn) + reserve + OP_DIRTY_PAGES) * PAGE + slack
+        };
+        // Room with `slack` to spare, counted in whole pages (index nodes
+        // need them; free space can be plentiful in bytes yet fragmented).
+        let ample = |w: &Writer, st: &crate::storage::Store| {
+            st.has_room(&w.txn, bytes + slack, OP_DIRTY_PAGES + reserve)
+        };
+        // Committing releases what this transaction freed.
+        if !self.store.is_clean(&w.txn) {
+            self.commit_locked(w, false)?;
+        }
         loop {
-            // Committing releases what this transaction freed.
-            if !self.store.is_clean(&w.txn) {
-                self.commit_locked(w, false)?;
-                if room(w, &self.store) {
-                    return Ok(());
+            if room(w, &self.store) {
+                // Only just: evict `slack` ahead now (its space comes free
+                // at the next commit), or every later change would commit
+                // again.
+                if !ample(w, &self.store) {
+                    self.evict(w, want(w, &self.store), slack)?;
                 }
+                return Ok(());
             }
-            let want = bytes
-                + (self.store.commit_pages_needed(&w.txn) + reserve + OP_DIRTY_PAGES) * PAGE
-                + slack;
-            if self.evict(w, want, 0)? == 0 {
+            // At least `slack` each round: when the bytes are there but
+            // not in whole pages, freeing more lets neighbours merge.
+            if self.evict(w, want(w, &self.store), slack)? == 0 {
                 // Nothing evictable; what remains is pinned by readers or
                 // bookkeeping. Let the allocation decide.
                 return Ok(());
             }
+            self.commit_locked(w, false)?;
         }
     }
 
