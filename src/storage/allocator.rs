@@ -126,6 +126,12 @@ pub(crate) fn decode_free(k: &[u8]) -> Result<(u64, u64)> {
     Ok((u64::from_be_bytes(a), u64::from_be_bytes(b)))
 }
 
+/// The pages `start..end` touches: the most whole free pages a quarantined
+/// range can withhold (an aligned node page withholds one, not two).
+fn pages_touched(start: u64, end: u64) -> u64 {
+    (align_up(end, PAGE) - start / PAGE * PAGE) / PAGE
+}
+
 /// Freed ranges not yet reusable.
 #[derive(Debug, Default)]
 pub(crate) struct Quarantine {
@@ -147,14 +153,14 @@ impl Quarantine {
             Reuse::AfterEpoch(t) => self.tagged.entry(t).or_default().push(start),
             Reuse::Reserved => {}
         }
-        self.pages += (end - start).div_ceil(PAGE) + 1;
+        self.pages += pages_touched(start, end);
         self.ranges.insert(start, end);
     }
 
     /// Ends the reservation of the range starting at `start`.
     fn release(&mut self, start: u64) -> Option<u64> {
         let e = self.ranges.remove(&start)?;
-        self.pages -= (e - start).div_ceil(PAGE) + 1;
+        self.pages -= pages_touched(start, e);
         Some(e)
     }
 
@@ -175,7 +181,7 @@ impl Quarantine {
             if let Some((_, starts)) = self.tagged.pop_first() {
                 for s in starts {
                     if let Some(e) = self.ranges.remove(&s) {
-                        self.pages -= (e - s).div_ceil(PAGE) + 1;
+                        self.pages -= pages_touched(s, e);
                     }
                 }
             }
