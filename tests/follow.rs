@@ -58,10 +58,14 @@ fn read_only_handle_follows_a_writer() {
     w.flush().unwrap();
     let r = Arc::new(DatasetFileCache::open(&path, true).unwrap());
     let stop = Arc::new(AtomicBool::new(false));
+    // Each reader's newest version seen and reads made, for the writer to
+    // wait on (the readers must run however the threads are scheduled).
+    let seen_by: Arc<[std::sync::atomic::AtomicU64; 4]> = Arc::new(Default::default());
     let readers: Vec<_> = (0..2)
         .map(|t| {
             let r = r.clone();
             let stop = stop.clone();
+            let seen_by = seen_by.clone();
             std::thread::spawn(move || {
                 let mut newest = 0;
                 let mut x = 99 + t;
@@ -75,6 +79,8 @@ fn read_only_handle_follows_a_writer() {
                         newest = newest.max(check(k, &v));
                     }
                     reads += 1;
+                    seen_by[2 * t as usize].store(newest as u64, Ordering::Relaxed);
+                    seen_by[2 * t as usize + 1].store(reads, Ordering::Relaxed);
                     if reads.is_multiple_of(64) {
                         for key in r.keys().unwrap() {
                             assert_eq!(key.unwrap().len(), 4);
@@ -100,8 +106,16 @@ fn read_only_handle_follows_a_writer() {
         }
         w.flush().unwrap();
     }
-    // Give the readers a moment on the final state.
-    std::thread::sleep(std::time::Duration::from_millis(50));
+    // Let both readers reach the final state (a few reads of it).
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::time::Instant::now() < until
+        && (0..2).any(|t| {
+            seen_by[2 * t].load(Ordering::Relaxed) < 150
+                || seen_by[2 * t + 1].load(Ordering::Relaxed) <= 100
+        })
+    {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
     stop.store(true, Ordering::Relaxed);
     let mut seen = 0;
     for h in readers {
