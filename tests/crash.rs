@@ -208,6 +208,31 @@ fn power_loss_at_every_point_raw() {
     run(&[0x5eed_0002], false);
 }
 
+/// Set-up of the long workloads without flushes: the seed (overridable by
+/// `DFCACHE_SEED`), a scratch directory, a harness of maximum size `cap`
+/// with `max_dirty_pages(64)` and no compression, its PRNG, and the number
+/// of operations (`long` with `DFCACHE_CRASH_LONG`, else `short`).
+fn long_workload(
+    default_seed: u64,
+    cap: u64,
+    short: usize,
+    long_ops: usize,
+) -> (u64, tempfile::TempDir, Harness, Rng, u64) {
+    let seed = common::seed(default_seed);
+    let dir = common::scratch();
+    let opts = OpenOptions::new()
+        .sync(true)
+        .compression_level(None)
+        .max_dirty_pages(64);
+    let h = Harness::create(dir.path(), cap, opts).unwrap();
+    let ops = if long("DFCACHE_CRASH_LONG") {
+        long_ops
+    } else {
+        short
+    };
+    (seed, dir, h, Rng(seed), ops as u64)
+}
+
 /// One lost write at every one-phase commit: at the point where the record
 /// is written but not synced, an image per unsynced write in which only
 /// that write is missing. The record's check list must catch every such
@@ -295,19 +320,7 @@ fn spill_coverage(h: &Harness) -> (usize, usize) {
 /// leave the last commit (or the one in flight).
 #[test]
 fn power_loss_while_a_long_transaction_spills_nodes() {
-    let seed = common::seed(0x5eed_0003);
-    let dir = common::scratch();
-    let opts = OpenOptions::new()
-        .sync(true)
-        .compression_level(None)
-        .max_dirty_pages(64);
-    let mut h = Harness::create(dir.path(), 0, opts).unwrap();
-    let mut r = Rng(seed);
-    let ops = if long("DFCACHE_CRASH_LONG") {
-        9000
-    } else {
-        3000
-    };
+    let (seed, dir, mut h, mut r, ops) = long_workload(0x5eed_0003, 0, 3000, 9000);
     for i in 0..ops {
         let k = format!("bulk-{:05}", r.below(2500)).into_bytes();
         let res = match r.below(100) {
@@ -344,19 +357,7 @@ fn power_loss_while_a_long_transaction_spills_nodes() {
 /// handle. A power loss at any point must leave the last commit.
 #[test]
 fn power_loss_under_a_tight_cap_with_small_values() {
-    let seed = common::seed(0x5eed_0004);
-    let dir = common::scratch();
-    let opts = OpenOptions::new()
-        .sync(true)
-        .compression_level(None)
-        .max_dirty_pages(64);
-    let mut h = Harness::create(dir.path(), 1 << 20, opts).unwrap();
-    let mut r = Rng(seed);
-    let ops = if long("DFCACHE_CRASH_LONG") {
-        6000
-    } else {
-        1800
-    };
+    let (seed, dir, mut h, mut r, ops) = long_workload(0x5eed_0004, 1 << 20, 1800, 6000);
     for i in 0..ops {
         let k = format!("capped-{:05}", r.below(3000)).into_bytes();
         let res = match r.below(100) {
