@@ -10,6 +10,7 @@ pub mod error;
 pub mod fuzzing;
 pub(crate) mod header;
 pub mod storage;
+pub(crate) mod varint;
 
 pub use cache::{
     CacheStats, Codec, CompactOptions, CompactReport, DatasetFileCache, DictionaryId,
@@ -23,6 +24,11 @@ pub use storage::backend::{FileBackend, StorageBackend};
 
 /// The longest key dfcache accepts, in bytes.
 pub const MAX_KEY_LEN: usize = 1024;
+
+/// The file format version this build reads and writes (spec/FORMAT.md
+/// §3). Opening a file of another version fails with
+/// [`Error::UnsupportedVersion`].
+pub const FORMAT_VERSION: i16 = header::VERSION;
 
 /// An error for a broken internal invariant (a dfcache bug), reported as
 /// corruption of in-memory state rather than a panic.

@@ -21,7 +21,7 @@ fn fresh_file_header_bytes() {
     let b = fs::read(&p).unwrap();
     let mut want = [0u8; 96];
     want[0..8].copy_from_slice(&[0x89, 0x48, 0x47, 0x43, 0x0D, 0x0A, 0x1A, 0x0A]);
-    want[8..10].copy_from_slice(&1i16.to_le_bytes());
+    want[8..10].copy_from_slice(&2i16.to_le_bytes());
     want[10..18].copy_from_slice(&(64i64 << 20).to_le_bytes());
     // 18..40 reserved zero; 40..48 primary root: empty (0); 48..56 zero;
     // 56..64 LastUsed root: empty (0).
@@ -152,6 +152,52 @@ fn bad_files_give_typed_errors_and_stay_untouched() {
         expect_untouched(&cut, |p| DatasetFileCache::open(p, true)),
         Error::Corrupt { .. }
     ));
+}
+
+/// A file of format version 1 is refused, not read as damaged: its header
+/// says version 1 and its commit records are intact (with version 1 and a
+/// CRC that checks out), so no slot is valid for this build and the header
+/// decides. Were the records accepted, the header would count as damaged
+/// and the next commit would rewrite it over version-1 nodes.
+#[test]
+fn a_version_1_file_is_refused_and_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = dir.path().join("v1.dfc");
+    {
+        let c = DatasetFileCache::create(&old, 0).unwrap();
+        c.put(b"key", b"value").unwrap();
+    }
+    let mut b = fs::read(&old).unwrap();
+    b[8..10].copy_from_slice(&1i16.to_le_bytes());
+    for slot in [4096usize, 8192] {
+        let len = u32::from_le_bytes(b[slot + 12..slot + 16].try_into().unwrap()) as usize;
+        if b[slot..slot + 8] != *b"\x89DFCREC\n" {
+            continue;
+        }
+        b[slot + 8..slot + 10].copy_from_slice(&1u16.to_le_bytes());
+        let crc = crc32fast::hash(&b[slot..slot + len - 4]);
+        b[slot + len - 4..slot + len].copy_from_slice(&crc.to_le_bytes());
+    }
+    fs::write(&old, &b).unwrap();
+    for ro in [false, true] {
+        let e = expect_untouched(&old, |p| DatasetFileCache::open(p, ro));
+        assert!(
+            matches!(
+                e,
+                Error::UnsupportedVersion {
+                    found: 1,
+                    supported: 2,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+    }
+    assert!(matches!(
+        expect_untouched(&old, |p| DatasetFileCache::create_or_open(p, 0)),
+        Error::UnsupportedVersion { found: 1, .. }
+    ));
+    assert_eq!(dfcache::FORMAT_VERSION, 2);
 }
 
 #[test]

@@ -219,6 +219,8 @@ impl Tree {
                 max: MAX_TREE_KEY,
             });
         }
+        // Key and value at most 2016 bytes (the limit of format version 1,
+        // whose slots were 8 bytes): two entries always fit in a page.
         if 8 + key.len() + val.len() > MAX_LEAF_ENTRY {
             return Err(internal!(
                 "tree entry of {} + {} bytes is too large",

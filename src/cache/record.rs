@@ -3,18 +3,23 @@
 //!
 //! ```text
 //! u8      flags: bits 0-2 body kind, bits 3-5 codec, bit 6 has metadata
-//! u32     CRC-32 of the stored bytes (inline/extent) or chunk table (chunked)
+//! u32     extent and chunked only: CRC-32 of the stored bytes (extent) or
+//!         of the chunk table (chunked)
 //! varint  raw length (bytes the caller put)
 //! varint  last-use tick
 //! varint  insertion time, Unix milliseconds
 //! varint  dictionary id (0 = none)
-//! body:   inline: varint length, bytes | extent: varint offset, varint length
+//! body:   inline: [varint length if metadata follows] bytes
+//!         extent: varint offset, varint length
 //!         chunked: varint table offset, varint table length | absent: nothing
 //! meta:   u8 0 = inline: varint length, bytes
 //!           1 = extent: varint offset, varint length, u32 CRC-32
 //! ```
 //! Varints are unsigned LEB128, at most 10 bytes. The record must end exactly
-//! where its last field ends.
+//! where its last field ends. An inline body has no CRC of its own (the node
+//! page's CRC covers it) and, without metadata, no length (it runs to the end
+//! of the record): for a small document these five to six bytes are a few
+//! percent of what the entry costs.
 
 use crate::error::{Error, Result};
 
@@ -82,6 +87,8 @@ pub(crate) enum MetaRef {
 pub(crate) struct Record {
     pub body: Body,
     pub codec: Codec,
+    /// CRC-32 of an extent body or a chunk table; 0 (not stored) for inline
+    /// and absent bodies.
     pub crc: u32,
     pub raw_len: u64,
     pub tick: u64,
@@ -96,13 +103,7 @@ const KIND_CHUNKED: u8 = 2;
 const KIND_ABSENT: u8 = 3;
 const HAS_META: u8 = 1 << 6;
 
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
+use crate::varint::put as put_varint;
 
 struct Cursor<'a> {
     b: &'a [u8],
@@ -130,18 +131,10 @@ impl<'a> Cursor<'a> {
     }
 
     fn varint(&mut self) -> Result<u64> {
-        let mut v = 0u64;
-        for i in 0..10 {
-            let b = self.u8()?;
-            if i == 9 && b > 1 {
-                return Err(self.bad("varint overflow"));
-            }
-            v |= ((b & 0x7f) as u64) << (7 * i);
-            if b & 0x80 == 0 {
-                return Ok(v);
-            }
-        }
-        Err(self.bad("varint too long"))
+        let mut at = self.at;
+        let v = crate::varint::get(self.b, &mut at).ok_or_else(|| self.bad("bad varint"))?;
+        self.at = at;
+        Ok(v)
     }
 
     fn bytes(&mut self, len: u64) -> Result<(usize, usize)> {
@@ -170,14 +163,22 @@ impl Record {
             1 => Codec::Zstd,
             x => return Err(c.bad(&format!("unknown codec {x}"))),
         };
-        let crc = c.u32()?;
+        let crc = if matches!(kind, KIND_EXTENT | KIND_CHUNKED) {
+            c.u32()?
+        } else {
+            0
+        };
         let raw_len = c.varint()?;
         let tick = c.varint()?;
         let inserted_ms = c.varint()?;
         let dict = u32::try_from(c.varint()?).map_err(|_| c.bad("dictionary id"))?;
         let body = match kind {
             KIND_INLINE => {
-                let n = c.varint()?;
+                let n = if flags & HAS_META != 0 {
+                    c.varint()?
+                } else {
+                    b.len().saturating_sub(c.at) as u64
+                };
                 let (start, len) = c.bytes(n)?;
                 Body::Inline { start, len }
             }
@@ -263,14 +264,18 @@ impl Record {
         };
         let meta_flag = if self.meta.is_some() { HAS_META } else { 0 };
         out.push(kind | (codec << 3) | meta_flag);
-        out.extend_from_slice(&self.crc.to_le_bytes());
+        if matches!(self.body, Body::Extent { .. } | Body::Chunked { .. }) {
+            out.extend_from_slice(&self.crc.to_le_bytes());
+        }
         put_varint(&mut out, self.raw_len);
         put_varint(&mut out, self.tick);
         put_varint(&mut out, self.inserted_ms);
         put_varint(&mut out, self.dict as u64);
         match self.body {
             Body::Inline { .. } => {
-                put_varint(&mut out, inline.len() as u64);
+                if self.meta.is_some() {
+                    put_varint(&mut out, inline.len() as u64);
+                }
                 out.extend_from_slice(inline);
             }
             Body::Extent { off, len } | Body::Chunked { off, len } => {
@@ -384,6 +389,16 @@ mod tests {
                 },
                 &b""[..],
                 &b"meta!"[..],
+            ),
+            // Inline with metadata: the body has an explicit length.
+            (
+                Record {
+                    body: Body::Inline { start: 0, len: 4 },
+                    raw_len: 4,
+                    ..base
+                },
+                &b"abcd"[..],
+                &b"m"[..],
             ),
             (base, &b""[..], &b""[..]),
         ];

@@ -196,7 +196,7 @@ impl DatasetFileCache {
                                 len: stored.len(),
                             },
                             codec,
-                            crc32fast::hash(stored),
+                            0,
                             v.len() as u64,
                             stored,
                             stored.len() as u64,

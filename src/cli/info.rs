@@ -53,7 +53,9 @@ pub fn gather(a: &InfoArgs) -> CliResult<Info> {
         (s.maximum_file_size > 0).then(|| s.file_size as f64 * 100.0 / s.maximum_file_size as f64);
     Ok(Info {
         file,
-        format_version: header.as_ref().map_or(1, |h| h.format_version),
+        format_version: header
+            .as_ref()
+            .map_or(dfcache::FORMAT_VERSION, |h| h.format_version),
         commit: header::newest_commit(&head),
         header,
         entries: s.entries,

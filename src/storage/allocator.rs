@@ -22,7 +22,8 @@ use std::ops::Bound;
 
 use crate::btree::{Cx, Tree};
 use crate::error::{Error, Result};
-use crate::header::{le_u64, DATA_START, PAGE};
+use crate::header::{DATA_START, PAGE};
+use crate::varint;
 
 /// Alignment of every extent.
 pub(crate) const ALIGN: u64 = 16;
@@ -95,22 +96,27 @@ fn free_key(len: u64, off: u64) -> [u8; 16] {
     k
 }
 
-fn alloc_val(len: u64, kind: ExtentKind) -> [u8; 9] {
-    let mut v = [0u8; 9];
-    v[..8].copy_from_slice(&len.to_le_bytes());
-    v[8] = kind as u8;
+/// An allocations-index value: the kind, then the length as a varint (an
+/// extent of a few KiB takes 3 bytes instead of 9).
+fn alloc_val(len: u64, kind: ExtentKind) -> Vec<u8> {
+    let mut v = vec![kind as u8];
+    varint::put(&mut v, len);
     v
 }
 
 /// Decodes an allocations-index entry: (offset, length, kind).
 pub(crate) fn decode_alloc(k: &[u8], v: &[u8]) -> Result<(u64, u64, ExtentKind)> {
     let bad = || Error::corrupt("allocations index", 0, "malformed entry");
-    if k.len() != 8 || v.len() != 9 {
+    if k.len() != 8 {
         return Err(bad());
     }
     let off = u64::from_be_bytes(k.try_into().map_err(|_| bad())?);
-    let len = le_u64(v, 0).ok_or_else(bad)?;
-    let kind = ExtentKind::from_u8(v[8]).ok_or_else(bad)?;
+    let kind = ExtentKind::from_u8(*v.first().ok_or_else(bad)?).ok_or_else(bad)?;
+    let mut at = 1;
+    let len = varint::get(v, &mut at).ok_or_else(bad)?;
+    if at != v.len() {
+        return Err(bad());
+    }
     Ok((off, len, kind))
 }
 

@@ -12,8 +12,10 @@ use crate::header::{le_u16, le_u32, le_u64, DATA_START, PAGE};
 
 /// Magic of a commit record.
 pub(crate) const RECORD_MAGIC: [u8; 8] = *b"\x89DFCREC\n";
-/// Record format version.
-pub(crate) const RECORD_VERSION: u16 = 1;
+/// Record format version: the file format version, so that a record of a
+/// file of another version is not valid here and the header's version
+/// decides the error (spec/FORMAT.md §5).
+pub(crate) const RECORD_VERSION: u16 = crate::header::VERSION as u16;
 /// Bytes before the tree table.
 const FIXED_LEN: usize = 120;
 /// Bytes of one tree table entry.

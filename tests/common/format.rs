@@ -31,7 +31,7 @@ fn u64_at(b: &[u8], i: usize) -> Option<u64> {
 /// Decodes the record in the slot at `slot_offset` of `file`.
 pub fn record(file: &[u8], slot_offset: u64) -> Option<Record> {
     let b = file.get(slot_offset as usize..slot_offset as usize + 4096)?;
-    if b[..8] != *b"\x89DFCREC\n" || u16_at(b, 8)? != 1 || b[10] > 1 || b[11] != 0 {
+    if b[..8] != *b"\x89DFCREC\n" || u16_at(b, 8)? != 2 || b[10] > 1 || b[11] != 0 {
         return None;
     }
     let len = u32_at(b, 12)? as usize;
@@ -141,15 +141,19 @@ fn varint(b: &[u8], i: &mut usize) -> Option<u64> {
 /// The extents an entry record (spec §11.1) refers to, as checked ranges.
 fn entry_ranges(file: &[u8], rec: &[u8], out: &mut Vec<(u64, u64)>) -> Option<()> {
     let flags = *rec.first()?;
-    let mut i = 5;
+    // The CRC field (4 bytes) exists for extent and chunked bodies only.
+    let mut i = if matches!(flags & 7, 1 | 2) { 5 } else { 1 };
     for _ in 0..4 {
         varint(rec, &mut i)?; // raw length, tick, inserted, dictionary
     }
     match flags & 7 {
-        0 => {
+        // Inline: a length only when metadata follows; otherwise the bytes
+        // run to the end of the record.
+        0 if flags & 0x40 != 0 => {
             let n = varint(rec, &mut i)? as usize;
             i += n;
         }
+        0 => i = rec.len(),
         1 => {
             let off = varint(rec, &mut i)?;
             let len = varint(rec, &mut i)?;
@@ -193,10 +197,17 @@ fn walk(file: &[u8], tree: u32, page: u64, level: u8, l: &mut Layout) -> Option<
             walk(file, tree, u64_at(b, at)?, level - 1, l)?;
         }
     } else if tree == 1 {
+        // 4-byte slots (key offset, key length); a value runs from the end
+        // of its key to the next key, or to `end` for the last.
+        let slot = |s: usize| -> Option<(usize, usize)> {
+            let at = 24 + p + 4 * s;
+            Some((u16_at(b, at)? as usize, u16_at(b, at + 2)? as usize))
+        };
+        let end = u16_at(b, 22)? as usize;
         for s in 0..n {
-            let at = 24 + p + 8 * s;
-            let (vo, vl) = (u16_at(b, at + 4)? as usize, u16_at(b, at + 6)? as usize);
-            let rec = b.get(vo..vo + vl)?;
+            let (ko, kl) = slot(s)?;
+            let next = if s + 1 < n { slot(s + 1)?.0 } else { end };
+            let rec = b.get(ko + kl..next)?;
             l.entries += 1;
             entry_ranges(file, rec, &mut l.checked)?;
         }
