@@ -16,7 +16,7 @@ use crate::cache::codec;
 use crate::cache::overlay::Overlay;
 use crate::cache::read::{chunk_table, encode_chunk_table, Chunk};
 use crate::cache::record::{Body, Codec, MetaRef, Record};
-use crate::cache::slots::Note;
+use crate::cache::slots::{Note, PendingKey};
 use crate::cache::{check_key, DatasetFileCache, View, Writer, CHUNK_RAW, INLINE_MAX};
 use crate::error::{Error, Result};
 use crate::header::{DATA_START, PAGE};
@@ -504,7 +504,7 @@ impl DatasetFileCache {
             }
             std::mem::take(&mut *p)
         };
-        let mut hits: Vec<(Box<[u8]>, u64)> = pending.hits.into_iter().collect();
+        let mut hits: Vec<(PendingKey, u64)> = pending.hits.into_iter().collect();
         hits.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         let mut rest = &hits[..];
         while !rest.is_empty() {
@@ -584,7 +584,7 @@ impl DatasetFileCache {
     /// in the new ticks' order (appends, mostly), so that consecutive
     /// changes share pages. A backlog of 100,000 uses took half a second
     /// one use at a time.
-    fn touch_batch(&self, w: &mut Writer, uses: &[(Box<[u8]>, u64)]) -> Result<()> {
+    fn touch_batch(&self, w: &mut Writer, uses: &[(PendingKey, u64)]) -> Result<()> {
         let st = &self.store;
         let mut moved: Vec<(u64, u64, &[u8])> = Vec::with_capacity(uses.len());
         for (key, tick) in uses {
