@@ -410,6 +410,47 @@ fn damage_behind_an_open_handle_is_found_by_check_every_read_and_verify() {
     }
 }
 
+/// The same for a value small enough to be stored inline in its index
+/// page, whose checksum is the page's (format version 2): a handle that
+/// checks every read checks the page again, read-only handles too.
+#[test]
+fn damage_to_an_inline_value_behind_an_open_handle() {
+    use std::os::unix::fs::FileExt;
+    for every in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("d.dfc");
+        let c = OpenOptions::new()
+            .compression_level(None)
+            .check_every_read(every)
+            .create(&p, 0)
+            .unwrap();
+        let v: Vec<u8> = (0..200u32).map(|i| (i * 7 % 251) as u8).collect();
+        c.put(b"k", &v).unwrap();
+        c.flush().unwrap();
+        let ro = DatasetFileCache::open(&p, true).unwrap();
+        assert_eq!(c.get(b"k").unwrap().unwrap().to_vec(), v);
+        assert_eq!(ro.get(b"k").unwrap().unwrap().to_vec(), v);
+        let b = fs::read(&p).unwrap();
+        let at = b.windows(v.len()).position(|w| w == v.as_slice()).unwrap();
+        let f = fs::OpenOptions::new().write(true).open(&p).unwrap();
+        f.write_at(&[v[100] ^ 0x40], (at + 100) as u64).unwrap();
+        // verify names the page first (then what it could not reach).
+        let r = c.verify().unwrap();
+        assert_eq!(r.problems[0].what, "B-tree node", "{:#?}", r.problems);
+        assert_eq!(r.problems[0].offset, at as u64 / 4096 * 4096);
+        assert!(
+            matches!(ro.get(b"k"), Err(Error::Corrupt { .. })),
+            "a read-only handle checks every read"
+        );
+        if every {
+            assert!(c.get(b"k").unwrap().is_none(), "damaged value served");
+            assert_eq!(c.stats().unwrap().corrupt_drops, 1);
+        } else {
+            assert!(c.get(b"k").unwrap().is_some());
+        }
+    }
+}
+
 #[test]
 fn compaction_makes_a_minimal_equal_copy() {
     let dir = tempfile::tempdir().unwrap();

@@ -145,7 +145,9 @@ impl OpenOptions {
 
     /// Whether a read-write handle checks a value's crc32 on every read
     /// (default `false`: once per handle and value, then it trusts the
-    /// mapped bytes, as it does for index pages). Turn it on when the
+    /// mapped bytes, as it does for index pages). A value small enough to
+    /// be stored in its index page is covered by that page's CRC, which is
+    /// then checked again on each read of it. Turn it on when the
     /// medium may change bytes under a running process and the page cache
     /// may drop and re-read them. Read-only handles always check, since
     /// another process may be writing the file.

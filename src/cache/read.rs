@@ -358,7 +358,11 @@ impl DatasetFileCache {
             Body::Absent => Ok(None),
             Body::Inline { start, len } => {
                 // The node page's CRC, checked when the page was first
-                // read, covers inline bytes.
+                // read, covers inline bytes; a handle that checks every
+                // read checks the page again.
+                if let (None, Found::Committed(b)) = (&self.checked, found) {
+                    snap.recheck_node_of(b)?;
+                }
                 let s = r.inline(rec);
                 if r.codec == Codec::Zstd {
                     let d = self.dict(snap, r.dict)?;

@@ -72,6 +72,13 @@ impl Mapping {
         self.map.get(offset as usize..end as usize)
     }
 
+    /// The file offset of `s`, if it is a slice of this mapping.
+    pub(crate) fn offset_of(&self, s: &[u8]) -> Option<u64> {
+        let base = self.map.as_ptr() as usize;
+        let at = (s.as_ptr() as usize).checked_sub(base)?;
+        (at.checked_add(s.len())? <= self.map.len()).then_some(at as u64)
+    }
+
     /// Whether the page at `page` (a multiple of 4096) was checksum-verified.
     pub(crate) fn is_verified(&self, page: u64) -> bool {
         let p = page / PAGE;

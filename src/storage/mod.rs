@@ -84,6 +84,28 @@ pub(crate) struct Snapshot {
 }
 
 impl Snapshot {
+    /// Checks the CRC of the node page that holds `bytes` (a leaf value read
+    /// through this snapshot), whether or not the page was checked before:
+    /// for handles that check every read, since an inline value's only
+    /// checksum is its page's. Errors with [`Error::Corrupt`] if the page
+    /// fails it, or if `bytes` is not in a mapped node page.
+    pub(crate) fn recheck_node_of(&self, bytes: &[u8]) -> Result<()> {
+        let bad = |at: u64, d: &str| Error::corrupt("B-tree node", at, d.to_string());
+        let off = self
+            .mapping
+            .offset_of(bytes)
+            .ok_or_else(|| bad(0, "a leaf value outside the mapping"))?;
+        let page = off / PAGE * PAGE;
+        let b = self
+            .mapping
+            .slice(page, PAGE, self.node_limit)
+            .ok_or_else(|| bad(page, "past the end of the file"))?;
+        if le_u32(b, 4) != Some(page_crc(b)) {
+            return Err(bad(page, "fails its checksum"));
+        }
+        Ok(())
+    }
+
     /// The committed state named by `record`, read through `mapping`.
     pub(crate) fn new(record: CommitRecord, mapping: Arc<Mapping>) -> Snapshot {
         let node_limit = record.file_len;
