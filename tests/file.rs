@@ -442,6 +442,10 @@ fn damage_to_an_inline_value_behind_an_open_handle() {
             matches!(ro.get(b"k"), Err(Error::Corrupt { .. })),
             "a read-only handle checks every read"
         );
+        assert!(
+            matches!(ro.get_stream(b"k"), Err(Error::Corrupt { .. })),
+            "and every stream it opens"
+        );
         if every {
             assert!(c.get(b"k").unwrap().is_none(), "damaged value served");
             assert_eq!(c.stats().unwrap().corrupt_drops, 1);

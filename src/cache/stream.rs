@@ -183,7 +183,14 @@ impl DatasetFileCache {
                 Seen::Removed => return Ok(None),
                 Seen::Put(a) => a.to_vec(),
                 Seen::Unchanged => match view.snap.reader(TreeId::PRIMARY).get(key)? {
-                    Some(b) => b.to_vec(),
+                    Some(b) => {
+                        // An inline value is checked by its page's CRC
+                        // (again, on a handle that checks every read).
+                        if self.checked.is_none() {
+                            view.snap.recheck_node_of(b)?;
+                        }
+                        b.to_vec()
+                    }
                     None => return Ok(None),
                 },
             };
