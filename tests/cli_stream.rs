@@ -123,11 +123,40 @@ fn put_and_get_stream_a_large_value_in_constant_memory() -> TestResult {
     // put from a file, get to a file.
     let src = tmp.path().join("value");
     write_value(&mut std::io::BufWriter::new(std::fs::File::create(&src)?))?;
+    // With metadata: stored in the same change as the streamed value.
+    let meta = r#"{"source": "value"}"#;
     let (code, _, err) = run(
-        &[OsStr::new("put"), p(&cache), OsStr::new("big2"), p(&src)],
+        &[
+            OsStr::new("put"),
+            p(&cache),
+            OsStr::new("big2"),
+            p(&src),
+            OsStr::new("--meta"),
+            OsStr::new(meta),
+        ],
         false,
     )?;
     assert_eq!(code, 0, "{err}");
+    let (code, got, err) = run(
+        &[
+            OsStr::new("get"),
+            p(&cache),
+            OsStr::new("big2"),
+            OsStr::new("--meta"),
+        ],
+        false,
+    )?;
+    assert_eq!(code, 0, "{err}");
+    let with_newline = format!("{meta}\n");
+    assert!(
+        got == (meta.len() as u64, crc32fast::hash(meta.as_bytes()))
+            || got
+                == (
+                    with_newline.len() as u64,
+                    crc32fast::hash(with_newline.as_bytes())
+                ),
+        "get --meta printed {got:?}"
+    );
     let out = tmp.path().join("out");
     let (code, _, err) = run(
         &[

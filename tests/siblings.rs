@@ -313,6 +313,59 @@ fn streamed_values_read_and_seek() {
 }
 
 #[test]
+fn streamed_values_with_metadata_in_the_same_change() {
+    struct Unread;
+    impl Read for Unread {
+        fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
+            panic!("the source was read although the metadata is refused");
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let c = cache(&dir, 0);
+    let len = (3 << 20) + 7;
+    let big_meta = vec![b'm'; 4000];
+    let n = c
+        .put_stream_with_meta(b"big", Gen { pos: 0, len }, &big_meta)
+        .unwrap();
+    assert_eq!(n, len);
+    c.put_stream_with_meta(b"small", &b"hello"[..], br#"{"a": 1}"#)
+        .unwrap();
+    c.put_stream_with_meta(b"empty", std::io::empty(), b"m")
+        .unwrap();
+    c.put_stream_with_meta(b"none", &b"x"[..], b"").unwrap();
+    assert_eq!(c.meta(b"big").unwrap().unwrap(), big_meta);
+    assert_eq!(c.meta(b"small").unwrap().unwrap(), br#"{"a": 1}"#);
+    assert_eq!(c.meta(b"empty").unwrap().unwrap(), b"m");
+    assert_eq!(c.meta(b"none").unwrap().unwrap(), b"");
+    assert_eq!(c.entry_info(b"big").unwrap().unwrap().meta_len, 4000);
+    let mut all = Vec::new();
+    c.get_stream(b"big")
+        .unwrap()
+        .unwrap()
+        .read_to_end(&mut all)
+        .unwrap();
+    assert!(
+        all.len() as u64 == len && all.iter().enumerate().all(|(i, &b)| b == byte_at(i as u64))
+    );
+    assert_eq!(c.stats().unwrap().meta_bytes, 4000 + 8 + 1);
+    assert!(matches!(
+        c.put_stream_with_meta(b"k", Unread, &vec![0u8; (64 << 10) + 1]),
+        Err(Error::InvalidArgument(_))
+    ));
+    // Replacing the entry frees its metadata extent (verify checks that
+    // every extent is referenced).
+    c.put_stream_with_meta(b"big", &b"short now"[..], b"")
+        .unwrap();
+    assert_eq!(c.stats().unwrap().meta_bytes, 8 + 1);
+    c.flush().unwrap();
+    assert!(c.verify().unwrap().is_ok());
+    drop(c);
+    let c = DatasetFileCache::open(dir.path().join("s.dfc"), true).unwrap();
+    assert_eq!(c.meta(b"small").unwrap().unwrap(), br#"{"a": 1}"#);
+    assert_eq!(c.get(b"big").unwrap().unwrap().to_vec(), b"short now");
+}
+
+#[test]
 fn a_failing_stream_stores_nothing_and_leaks_nothing() {
     struct Failing(u64);
     impl Read for Failing {

@@ -2,7 +2,7 @@
 //! sidecar), readable without reading the value.
 //!
 //! Metadata up to 128 bytes lives in the entry record; longer metadata (up
-//! to [`MAX_META_LEN`]) in an extent of its own. Either way it counts
+//! to [`MAX_META_LEN`](crate::cache::write::MAX_META_LEN)) in an extent of its own. Either way it counts
 //! against the maximum file size.
 
 use std::sync::Arc;
@@ -10,10 +10,9 @@ use std::sync::Arc;
 use crate::btree::TreeId;
 use crate::cache::overlay::Seen;
 use crate::cache::record::{MetaRef, Record};
-use crate::cache::write::{Payload, MAX_META_LEN, META_INLINE_MAX};
+use crate::cache::write::{check_meta_len, inline_meta, Payload};
 use crate::cache::{check_key, DatasetFileCache};
 use crate::error::{Error, Result};
-use crate::storage::allocator::ExtentKind;
 use crate::storage::Snapshot;
 
 impl DatasetFileCache {
@@ -61,31 +60,13 @@ impl DatasetFileCache {
     /// As [`put_with_meta`](Self::put_with_meta).
     pub fn set_meta(&self, key: &[u8], meta: &[u8]) -> Result<bool> {
         check_key(key)?;
-        if meta.len() > MAX_META_LEN {
-            return Err(Error::InvalidArgument(format!(
-                "metadata of {} bytes exceeds the limit of {MAX_META_LEN}",
-                meta.len()
-            )));
-        }
+        check_meta_len(meta)?;
         self.with_writer(|w| {
             if w.txn.reader(TreeId::PRIMARY).get(key)?.is_none() {
                 return Ok(false);
             }
             w.protect = Some(key.to_vec());
-            let new_meta = self.headroom(w).and_then(|()| {
-                Ok(match meta.len() {
-                    0 => None,
-                    n if n <= META_INLINE_MAX => Some(MetaRef::Inline { start: 0, len: n }),
-                    n => {
-                        let (off, crc) = self.write_extent(w, &[meta], ExtentKind::Meta)?;
-                        Some(MetaRef::Extent {
-                            off,
-                            len: n as u64,
-                            crc,
-                        })
-                    }
-                })
-            });
+            let new_meta = self.headroom(w).and_then(|()| self.store_meta(w, meta));
             w.protect = None;
             let new_meta = new_meta?;
             // The entry may have been evicted to make room for the metadata.
@@ -102,12 +83,10 @@ impl DatasetFileCache {
             let old_meta = r.meta;
             let old_len = r.meta_len();
             r.meta = new_meta;
-            let inline_meta: &[u8] = if matches!(new_meta, Some(MetaRef::Inline { .. })) {
-                meta
-            } else {
-                &[]
-            };
-            let bytes = r.encode(Record::decode(&old)?.inline(&old), inline_meta);
+            let bytes = r.encode(
+                Record::decode(&old)?.inline(&old),
+                inline_meta(new_meta, meta),
+            );
             self.store.with_tree(&mut w.txn, TreeId::PRIMARY, |t, cx| {
                 t.insert(cx, key, &bytes)
             })?;

@@ -21,6 +21,7 @@ use crate::cache::overlay::Seen;
 use crate::cache::read::{chunk_table, encode_chunk_table, Chunk};
 use crate::cache::record::{Body, Codec, Record};
 use crate::cache::slots::{Counters, Note};
+use crate::cache::write::{check_meta_len, inline_meta};
 use crate::cache::{check_key, DatasetFileCache, Writer, CHUNK_RAW};
 use crate::error::{Error, Result};
 use crate::storage::allocator::{align_up, ExtentKind, ALIGN};
@@ -36,13 +37,29 @@ impl DatasetFileCache {
     /// [`Error::Io`] when `src` fails (nothing is stored); as
     /// [`put`](Self::put) otherwise, [`Error::ValueTooLarge`] as soon as the
     /// stream outgrows the cache.
-    pub fn put_stream(&self, key: &[u8], mut src: impl Read) -> Result<u64> {
+    pub fn put_stream(&self, key: &[u8], src: impl Read) -> Result<u64> {
+        self.put_stream_with_meta(key, src, &[])
+    }
+
+    /// As [`put_stream`](Self::put_stream), with metadata `meta` (at most
+    /// 64 KiB; empty for none) stored in the same change: the entry appears
+    /// with its metadata or not at all, which `put_stream` followed by
+    /// [`set_meta`](Self::set_meta) does not promise across a crash.
+    ///
+    /// # Errors
+    /// As [`put_stream`](Self::put_stream); [`Error::InvalidArgument`] for
+    /// metadata over 64 KiB (before anything is read from `src`).
+    pub fn put_stream_with_meta(&self, key: &[u8], mut src: impl Read, meta: &[u8]) -> Result<u64> {
         check_key(key)?;
+        check_meta_len(meta)?;
         self.with_writer(|w| {
             w.protect = Some(key.to_vec());
             let mut frames: Vec<Chunk> = Vec::new();
             let r = self.stream_frames(w, &mut src, &mut frames);
-            let r = r.and_then(|total| self.install_stream(w, key, &frames, total).map(|_| total));
+            let r = r.and_then(|total| {
+                self.install_stream(w, key, &frames, total, meta)
+                    .map(|_| total)
+            });
             if r.is_err() {
                 for f in &frames {
                     self.store.release(&mut w.txn, f.off);
@@ -132,6 +149,7 @@ impl DatasetFileCache {
         key: &[u8],
         frames: &[Chunk],
         total: u64,
+        meta: &[u8],
     ) -> Result<()> {
         let tick = self.clock.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         let mut rec = Record {
@@ -145,7 +163,8 @@ impl DatasetFileCache {
             meta: None,
         };
         if total == 0 {
-            let bytes = rec.encode(&[], &[]);
+            rec.meta = self.store_meta(w, meta)?;
+            let bytes = rec.encode(&[], inline_meta(rec.meta, meta));
             return self.install(w, key, &rec, bytes, 0);
         }
         for f in frames {
@@ -160,7 +179,8 @@ impl DatasetFileCache {
             len: table.len() as u64,
         };
         let stored: u64 = table.len() as u64 + frames.iter().map(|f| f.stored as u64).sum::<u64>();
-        let bytes = rec.encode(&[], &[]);
+        rec.meta = self.store_meta(w, meta)?;
+        let bytes = rec.encode(&[], inline_meta(rec.meta, meta));
         self.install(w, key, &rec, bytes, stored)?;
         w.inserts += 1;
         Ok(())

@@ -28,6 +28,25 @@ pub const MAX_META_LEN: usize = 64 << 10;
 /// Metadata up to this length lives in the entry record.
 pub(crate) const META_INLINE_MAX: usize = 128;
 
+/// Refuses metadata over [`MAX_META_LEN`] with [`Error::InvalidArgument`].
+pub(crate) fn check_meta_len(meta: &[u8]) -> Result<()> {
+    if meta.len() > MAX_META_LEN {
+        return Err(Error::InvalidArgument(format!(
+            "metadata of {} bytes exceeds the limit of {MAX_META_LEN}",
+            meta.len()
+        )));
+    }
+    Ok(())
+}
+
+/// The bytes a record carries inline for metadata `meta` stored as `r`.
+pub(crate) fn inline_meta(r: Option<MetaRef>, meta: &[u8]) -> &[u8] {
+    match r {
+        Some(MetaRef::Inline { .. }) => meta,
+        _ => &[],
+    }
+}
+
 /// Uncommitted keys allowed per page of `max_dirty_pages` before a long
 /// run of writes commits (about 150 bytes of memory each).
 pub(crate) const OVERLAY_PER_PAGE: usize = 32;
@@ -126,12 +145,7 @@ impl DatasetFileCache {
     ) -> Result<()> {
         check_key(key)?;
         if let Some(m) = meta {
-            if m.len() > MAX_META_LEN {
-                return Err(Error::InvalidArgument(format!(
-                    "metadata of {} bytes exceeds the limit of {MAX_META_LEN}",
-                    m.len()
-                )));
-            }
+            check_meta_len(m)?;
         }
         // Compress outside the writer lock, with the key's default
         // dictionary if it has one.
@@ -215,27 +229,9 @@ impl DatasetFileCache {
                     }
                 }
             };
-            let (meta_ref, meta_inline) = match meta {
-                None => (None, &[][..]),
-                Some(m) if m.len() <= META_INLINE_MAX => (
-                    Some(MetaRef::Inline {
-                        start: 0,
-                        len: m.len(),
-                    }),
-                    m,
-                ),
-                Some(m) => {
-                    let (off, crc) = self.write_extent(w, &[m], ExtentKind::Meta)?;
-                    (
-                        Some(MetaRef::Extent {
-                            off,
-                            len: m.len() as u64,
-                            crc,
-                        }),
-                        &[][..],
-                    )
-                }
-            };
+            let m = meta.unwrap_or(&[]);
+            let meta_ref = self.store_meta(w, m)?;
+            let meta_inline = inline_meta(meta_ref, m);
             let tick = self.clock.fetch_add(1, Ordering::AcqRel);
             let rec = Record {
                 body,
@@ -486,6 +482,25 @@ impl DatasetFileCache {
         w.overlay = Arc::new(Overlay::default());
         self.publish(w);
         Ok(())
+    }
+
+    /// Stores metadata for a record about to be written: none when `meta` is
+    /// empty, in the record up to [`META_INLINE_MAX`] bytes, else in an
+    /// extent of its own (written here; the caller frees it if the record
+    /// is not installed).
+    pub(crate) fn store_meta(&self, w: &mut Writer, meta: &[u8]) -> Result<Option<MetaRef>> {
+        Ok(match meta.len() {
+            0 => None,
+            n if n <= META_INLINE_MAX => Some(MetaRef::Inline { start: 0, len: n }),
+            n => {
+                let (off, crc) = self.write_extent(w, &[meta], ExtentKind::Meta)?;
+                Some(MetaRef::Extent {
+                    off,
+                    len: n as u64,
+                    crc,
+                })
+            }
+        })
     }
 
     /// Applies the notes readers left: LRU uses, expired and corrupt

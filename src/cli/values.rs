@@ -60,11 +60,8 @@ impl<R: Read, F: FnMut(u64)> Read for Watched<R, F> {
 /// constant memory; `on_read` is told of every chunk read (for progress
 /// bars). Returns the value's length.
 ///
-/// A streamed value gets its metadata with `set_meta` right after it is
-/// stored: the library has no streamed put with metadata. Both become
-/// durable at the caller's flush, unless the cache commits on its own in
-/// between (to make room), when a crash there could keep the value without
-/// its metadata.
+/// A streamed value and its metadata are stored in one change
+/// (`put_stream_with_meta`), durable at the caller's flush.
 ///
 /// # Errors
 /// [`PutFailed::Input`] when reading `src` fails (nothing is stored);
@@ -95,7 +92,8 @@ pub fn put_from(
         };
         return r.map(|()| head.len() as u64).map_err(PutFailed::Cache);
     }
-    let stored = cache.put_stream(key, Cursor::new(head).chain(&mut src));
+    let stored =
+        cache.put_stream_with_meta(key, Cursor::new(head).chain(&mut src), meta.unwrap_or(&[]));
     let len = match stored {
         Ok(n) => n,
         Err(e) => {
@@ -105,17 +103,6 @@ pub fn put_from(
             })
         }
     };
-    if let Some(m) = meta.filter(|m| !m.is_empty()) {
-        match cache.set_meta(key, m) {
-            Ok(true) => {}
-            Ok(false) => {
-                return Err(PutFailed::Cache(dfcache::Error::InvalidArgument(
-                    "the value was evicted before its metadata was stored".into(),
-                )))
-            }
-            Err(e) => return Err(PutFailed::Cache(e)),
-        }
-    }
     Ok(len)
 }
 
