@@ -143,11 +143,7 @@ impl Mapping {
 impl Mapping {
     /// A raw view of `s`, which must be a slice of this mapping (checked).
     pub(crate) fn raw_of(&self, s: &[u8]) -> Option<MappedSlice> {
-        let base = self.map.as_ptr() as usize;
-        let p = s.as_ptr() as usize;
-        if p < base || p + s.len() > base + self.map.len() {
-            return None;
-        }
+        self.offset_of(s)?;
         Some(MappedSlice {
             ptr: s.as_ptr(),
             len: s.len(),
