@@ -66,7 +66,14 @@ impl DatasetFileCache {
                 return Ok(false);
             }
             w.protect = Some(key.to_vec());
-            let new_meta = self.headroom(w).and_then(|()| self.store_meta(w, meta));
+            // Claimed at once: nothing below commits before the record
+            // takes it (or it is freed).
+            let mut held = Vec::new();
+            let new_meta = self
+                .headroom(w)
+                .and_then(|()| self.store_meta(w, meta, &mut held))
+                .and_then(|m| self.claim_held(w, &mut held).map(|()| m));
+            self.release_held(w, &mut held);
             w.protect = None;
             let new_meta = new_meta?;
             // The entry may have been evicted to make room for the metadata.

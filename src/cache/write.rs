@@ -183,11 +183,30 @@ impl DatasetFileCache {
         encoded: Option<(Codec, Option<Vec<u8>>, u32)>,
     ) -> Result<()> {
         self.headroom(w)?;
+        // The entry's extents are reserved until it is installed (a commit
+        // for room in between must not record them unowned).
+        let mut held = Vec::new();
+        let r = self.put_parts(w, key, payload, meta, encoded, &mut held);
+        if r.is_err() {
+            self.release_held(w, &mut held);
+        }
+        r
+    }
+
+    fn put_parts(
+        &self,
+        w: &mut Writer,
+        key: &[u8],
+        payload: Payload<'_>,
+        meta: Option<&[u8]>,
+        encoded: Option<(Codec, Option<Vec<u8>>, u32)>,
+        held: &mut Vec<(u64, u64, ExtentKind)>,
+    ) -> Result<()> {
         {
             let (body, codec, crc, raw_len, inline, stored_total) = match payload {
                 Payload::Absent => (Body::Absent, Codec::Raw, 0, 0, &[][..], 0),
                 Payload::Bytes(v) if v.len() as u64 > CHUNK_RAW => {
-                    let (off, len, crc, total) = self.write_chunked(w, v)?;
+                    let (off, len, crc, total) = self.write_chunked(w, v, held)?;
                     (
                         Body::Chunked { off, len },
                         Codec::Raw,
@@ -216,7 +235,8 @@ impl DatasetFileCache {
                             stored.len() as u64,
                         )
                     } else {
-                        let (off, crc) = self.write_extent(w, &[stored], ExtentKind::Value)?;
+                        let (off, crc) =
+                            self.write_reserved(w, &[stored], ExtentKind::Value, held)?;
                         let len = stored.len() as u64;
                         (
                             Body::Extent { off, len },
@@ -230,7 +250,7 @@ impl DatasetFileCache {
                 }
             };
             let m = meta.unwrap_or(&[]);
-            let meta_ref = self.store_meta(w, m)?;
+            let meta_ref = self.store_meta(w, m, held)?;
             let meta_inline = inline_meta(meta_ref, m);
             let tick = self.clock.fetch_add(1, Ordering::AcqRel);
             let rec = Record {
@@ -248,6 +268,7 @@ impl DatasetFileCache {
                 meta: meta_ref,
             };
             let bytes = rec.encode(inline, meta_inline);
+            self.claim_held(w, held)?;
             self.install(w, key, &rec, bytes, stored_total)?;
             w.inserts += 1;
             if self.pending.lock().len() >= crate::cache::read::PENDING_APPLY {
@@ -354,16 +375,61 @@ impl DatasetFileCache {
         Ok((off, crc))
     }
 
+    /// As [`write_extent`](Self::write_extent), into reserved space: records
+    /// `(offset, length, kind)` in `held` for [`claim_held`](Self::claim_held)
+    /// (or [`release_held`](Self::release_held) on failure).
+    pub(crate) fn write_reserved(
+        &self,
+        w: &mut Writer,
+        data: &[&[u8]],
+        kind: ExtentKind,
+        held: &mut Vec<(u64, u64, ExtentKind)>,
+    ) -> Result<(u64, u32)> {
+        let len: u64 = data.iter().map(|d| d.len() as u64).sum();
+        let off = self.take_with_room(w, len.max(1), None)?;
+        held.push((off, len.max(1), kind));
+        let (remapped, crc) = self.store.write(&mut w.txn, off, data)?;
+        if remapped {
+            self.publish(w);
+        }
+        Ok((off, crc))
+    }
+
+    /// Claims the reserved extents of an entry about to be installed (no
+    /// commit can come between this and the install).
+    pub(crate) fn claim_held(
+        &self,
+        w: &mut Writer,
+        held: &mut Vec<(u64, u64, ExtentKind)>,
+    ) -> Result<()> {
+        for (off, len, kind) in held.drain(..) {
+            self.store.claim(&mut w.txn, off, len, kind)?;
+        }
+        Ok(())
+    }
+
+    /// Gives back reserved extents of an entry that is not installed.
+    pub(crate) fn release_held(&self, w: &mut Writer, held: &mut Vec<(u64, u64, ExtentKind)>) {
+        for (off, _, _) in held.drain(..) {
+            self.store.release(&mut w.txn, off);
+        }
+    }
+
     /// Stores `v` in chunks; returns (table offset, table length, table CRC,
     /// bytes stored).
-    fn write_chunked(&self, w: &mut Writer, v: &[u8]) -> Result<(u64, u64, u32, u64)> {
+    fn write_chunked(
+        &self,
+        w: &mut Writer,
+        v: &[u8],
+        held: &mut Vec<(u64, u64, ExtentKind)>,
+    ) -> Result<(u64, u64, u32, u64)> {
         self.check_fits(w, v.len() as u64)?;
         let mut chunks = Vec::with_capacity(v.len().div_ceil(CHUNK_RAW as usize));
         let mut total = 0;
         for part in v.chunks(CHUNK_RAW as usize) {
             let (codec, out) = codec::compress(part, self.compression_level, &self.backoff)?;
             let stored = out.as_deref().unwrap_or(part);
-            let (off, crc) = self.write_extent(w, &[stored], ExtentKind::Value)?;
+            let (off, crc) = self.write_reserved(w, &[stored], ExtentKind::Value, held)?;
             total += stored.len() as u64;
             chunks.push(Chunk {
                 off,
@@ -374,7 +440,7 @@ impl DatasetFileCache {
             });
         }
         let table = encode_chunk_table(&chunks, v.len() as u64);
-        let (off, crc) = self.write_extent(w, &[&table], ExtentKind::ChunkTable)?;
+        let (off, crc) = self.write_reserved(w, &[&table], ExtentKind::ChunkTable, held)?;
         Ok((off, table.len() as u64, crc, total + table.len() as u64))
     }
 
@@ -486,14 +552,19 @@ impl DatasetFileCache {
 
     /// Stores metadata for a record about to be written: none when `meta` is
     /// empty, in the record up to [`META_INLINE_MAX`] bytes, else in an
-    /// extent of its own (written here; the caller frees it if the record
-    /// is not installed).
-    pub(crate) fn store_meta(&self, w: &mut Writer, meta: &[u8]) -> Result<Option<MetaRef>> {
+    /// extent of its own, written here into reserved space recorded in
+    /// `held` (see [`write_reserved`](Self::write_reserved)).
+    pub(crate) fn store_meta(
+        &self,
+        w: &mut Writer,
+        meta: &[u8],
+        held: &mut Vec<(u64, u64, ExtentKind)>,
+    ) -> Result<Option<MetaRef>> {
         Ok(match meta.len() {
             0 => None,
             n if n <= META_INLINE_MAX => Some(MetaRef::Inline { start: 0, len: n }),
             n => {
-                let (off, crc) = self.write_extent(w, &[meta], ExtentKind::Meta)?;
+                let (off, crc) = self.write_reserved(w, &[meta], ExtentKind::Meta, held)?;
                 Some(MetaRef::Extent {
                     off,
                     len: n as u64,
@@ -661,13 +732,26 @@ impl DatasetFileCache {
 
     /// Allocates `len` bytes, evicting and committing as needed.
     fn alloc_with_room(&self, w: &mut Writer, len: u64, kind: ExtentKind) -> Result<u64> {
+        self.take_with_room(w, len, Some(kind))
+    }
+
+    /// As [`alloc_with_room`](Self::alloc_with_room), or with `kind` `None`
+    /// reserves the space instead: a commit made meanwhile (to find room
+    /// for a later part of the same entry) does not record it, so the
+    /// committed state never holds an extent no entry owns. The caller
+    /// claims it just before installing the entry, or releases it.
+    fn take_with_room(&self, w: &mut Writer, len: u64, kind: Option<ExtentKind>) -> Result<u64> {
         self.check_fits(w, len)?;
         let len16 = align_up(len, ALIGN);
         self.make_room(w, len16)?;
         let mut extra = len16.max(64 << 10);
         let mut idle = false;
         loop {
-            match self.store.alloc(&mut w.txn, len, kind) {
+            let got = match kind {
+                Some(k) => self.store.alloc(&mut w.txn, len, k),
+                None => self.store.reserve(&mut w.txn, len),
+            };
+            match got {
                 Ok(off) => return Ok(off),
                 Err(Error::NoSpace { .. }) => {}
                 Err(e) => return Err(e),
