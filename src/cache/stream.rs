@@ -165,49 +165,33 @@ impl DatasetFileCache {
         // The table and the metadata go to reserved space, and the frames
         // stay reserved, until the entry is installed: a commit made to find
         // room for them must not record extents no entry owns.
-        let mut held = Vec::new();
-        let r = self.stream_parts(w, key, frames, total, meta, &mut rec, &mut held);
-        if r.is_err() {
-            self.release_held(w, &mut held);
-        }
-        r
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn stream_parts(
-        &self,
-        w: &mut Writer,
-        key: &[u8],
-        frames: &[Chunk],
-        total: u64,
-        meta: &[u8],
-        rec: &mut Record,
-        held: &mut Vec<(u64, u64, ExtentKind)>,
-    ) -> Result<()> {
-        if total == 0 {
+        self.with_held(w, |w, held| {
+            if total == 0 {
+                rec.meta = self.store_meta(w, meta, held)?;
+                let bytes = rec.encode(&[], inline_meta(rec.meta, meta));
+                self.claim_held(w, held)?;
+                return self.install(w, key, &rec, bytes, 0);
+            }
+            let table = encode_chunk_table(frames, total);
+            let (off, crc) = self.write_reserved(w, &[&table], ExtentKind::ChunkTable, held)?;
+            rec.crc = crc;
+            rec.body = Body::Chunked {
+                off,
+                len: table.len() as u64,
+            };
+            let stored: u64 =
+                table.len() as u64 + frames.iter().map(|f| f.stored as u64).sum::<u64>();
             rec.meta = self.store_meta(w, meta, held)?;
             let bytes = rec.encode(&[], inline_meta(rec.meta, meta));
+            for f in frames {
+                self.store
+                    .claim(&mut w.txn, f.off, f.stored as u64, ExtentKind::Value)?;
+            }
             self.claim_held(w, held)?;
-            return self.install(w, key, rec, bytes, 0);
-        }
-        let table = encode_chunk_table(frames, total);
-        let (off, crc) = self.write_reserved(w, &[&table], ExtentKind::ChunkTable, held)?;
-        rec.crc = crc;
-        rec.body = Body::Chunked {
-            off,
-            len: table.len() as u64,
-        };
-        let stored: u64 = table.len() as u64 + frames.iter().map(|f| f.stored as u64).sum::<u64>();
-        rec.meta = self.store_meta(w, meta, held)?;
-        let bytes = rec.encode(&[], inline_meta(rec.meta, meta));
-        for f in frames {
-            self.store
-                .claim(&mut w.txn, f.off, f.stored as u64, ExtentKind::Value)?;
-        }
-        self.claim_held(w, held)?;
-        self.install(w, key, rec, bytes, stored)?;
-        w.inserts += 1;
-        Ok(())
+            self.install(w, key, &rec, bytes, stored)?;
+            w.inserts += 1;
+            Ok(())
+        })
     }
 
     /// A reader over the value of `key` (`None` when not cached), reading

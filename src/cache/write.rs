@@ -47,6 +47,9 @@ pub(crate) fn inline_meta(r: Option<MetaRef>, meta: &[u8]) -> &[u8] {
     }
 }
 
+/// Extents reserved for an entry not installed yet: (offset, length, kind).
+pub(crate) type Held = Vec<(u64, u64, ExtentKind)>;
+
 /// Uncommitted keys allowed per page of `max_dirty_pages` before a long
 /// run of writes commits (about 150 bytes of memory each).
 pub(crate) const OVERLAY_PER_PAGE: usize = 32;
@@ -185,12 +188,9 @@ impl DatasetFileCache {
         self.headroom(w)?;
         // The entry's extents are reserved until it is installed (a commit
         // for room in between must not record them unowned).
-        let mut held = Vec::new();
-        let r = self.put_parts(w, key, payload, meta, encoded, &mut held);
-        if r.is_err() {
-            self.release_held(w, &mut held);
-        }
-        r
+        self.with_held(w, |w, held| {
+            self.put_parts(w, key, payload, meta, encoded, held)
+        })
     }
 
     fn put_parts(
@@ -200,7 +200,7 @@ impl DatasetFileCache {
         payload: Payload<'_>,
         meta: Option<&[u8]>,
         encoded: Option<(Codec, Option<Vec<u8>>, u32)>,
-        held: &mut Vec<(u64, u64, ExtentKind)>,
+        held: &mut Held,
     ) -> Result<()> {
         {
             let (body, codec, crc, raw_len, inline, stored_total) = match payload {
@@ -364,8 +364,19 @@ impl DatasetFileCache {
         data: &[&[u8]],
         kind: ExtentKind,
     ) -> Result<(u64, u32)> {
+        self.write_into(w, data, Some(kind))
+    }
+
+    /// Takes room (allocated as `kind`, or reserved for `None`) and writes
+    /// `data` there; returns its offset and CRC-32.
+    fn write_into(
+        &self,
+        w: &mut Writer,
+        data: &[&[u8]],
+        kind: Option<ExtentKind>,
+    ) -> Result<(u64, u32)> {
         let len: u64 = data.iter().map(|d| d.len() as u64).sum();
-        let off = self.alloc_with_room(w, len.max(1), kind)?;
+        let off = self.take_with_room(w, len.max(1), kind)?;
         let (remapped, crc) = self.store.write(&mut w.txn, off, data)?;
         if remapped {
             // The file outgrew the mapping: readers need the new one before
@@ -383,25 +394,32 @@ impl DatasetFileCache {
         w: &mut Writer,
         data: &[&[u8]],
         kind: ExtentKind,
-        held: &mut Vec<(u64, u64, ExtentKind)>,
+        held: &mut Held,
     ) -> Result<(u64, u32)> {
+        let (off, crc) = self.write_into(w, data, None)?;
         let len: u64 = data.iter().map(|d| d.len() as u64).sum();
-        let off = self.take_with_room(w, len.max(1), None)?;
         held.push((off, len.max(1), kind));
-        let (remapped, crc) = self.store.write(&mut w.txn, off, data)?;
-        if remapped {
-            self.publish(w);
-        }
         Ok((off, crc))
+    }
+
+    /// Runs `f` with a list for the extents it reserves; gives them back
+    /// if it fails.
+    pub(crate) fn with_held<T>(
+        &self,
+        w: &mut Writer,
+        f: impl FnOnce(&mut Writer, &mut Held) -> Result<T>,
+    ) -> Result<T> {
+        let mut held = Vec::new();
+        let r = f(w, &mut held);
+        if r.is_err() {
+            self.release_held(w, &mut held);
+        }
+        r
     }
 
     /// Claims the reserved extents of an entry about to be installed (no
     /// commit can come between this and the install).
-    pub(crate) fn claim_held(
-        &self,
-        w: &mut Writer,
-        held: &mut Vec<(u64, u64, ExtentKind)>,
-    ) -> Result<()> {
+    pub(crate) fn claim_held(&self, w: &mut Writer, held: &mut Held) -> Result<()> {
         for (off, len, kind) in held.drain(..) {
             self.store.claim(&mut w.txn, off, len, kind)?;
         }
@@ -409,7 +427,7 @@ impl DatasetFileCache {
     }
 
     /// Gives back reserved extents of an entry that is not installed.
-    pub(crate) fn release_held(&self, w: &mut Writer, held: &mut Vec<(u64, u64, ExtentKind)>) {
+    pub(crate) fn release_held(&self, w: &mut Writer, held: &mut Held) {
         for (off, _, _) in held.drain(..) {
             self.store.release(&mut w.txn, off);
         }
@@ -421,7 +439,7 @@ impl DatasetFileCache {
         &self,
         w: &mut Writer,
         v: &[u8],
-        held: &mut Vec<(u64, u64, ExtentKind)>,
+        held: &mut Held,
     ) -> Result<(u64, u64, u32, u64)> {
         self.check_fits(w, v.len() as u64)?;
         let mut chunks = Vec::with_capacity(v.len().div_ceil(CHUNK_RAW as usize));
@@ -558,7 +576,7 @@ impl DatasetFileCache {
         &self,
         w: &mut Writer,
         meta: &[u8],
-        held: &mut Vec<(u64, u64, ExtentKind)>,
+        held: &mut Held,
     ) -> Result<Option<MetaRef>> {
         Ok(match meta.len() {
             0 => None,
@@ -730,16 +748,12 @@ impl DatasetFileCache {
         Ok(())
     }
 
-    /// Allocates `len` bytes, evicting and committing as needed.
-    fn alloc_with_room(&self, w: &mut Writer, len: u64, kind: ExtentKind) -> Result<u64> {
-        self.take_with_room(w, len, Some(kind))
-    }
-
-    /// As [`alloc_with_room`](Self::alloc_with_room), or with `kind` `None`
-    /// reserves the space instead: a commit made meanwhile (to find room
-    /// for a later part of the same entry) does not record it, so the
-    /// committed state never holds an extent no entry owns. The caller
-    /// claims it just before installing the entry, or releases it.
+    /// Allocates `len` bytes as `kind`, evicting and committing as needed;
+    /// with `kind` `None` reserves them instead: a commit made meanwhile (to
+    /// find room for a later part of the same entry) does not record them,
+    /// so the committed state never holds an extent no entry owns. The
+    /// caller then claims them just before installing the entry, or
+    /// releases them.
     fn take_with_room(&self, w: &mut Writer, len: u64, kind: Option<ExtentKind>) -> Result<u64> {
         self.check_fits(w, len)?;
         let len16 = align_up(len, ALIGN);
