@@ -380,23 +380,10 @@ fn verify_finds_damage_and_says_where() {
 /// behind an open handle is still a miss there, and `verify` always finds it.
 #[test]
 fn damage_behind_an_open_handle_is_found_by_check_every_read_and_verify() {
-    use std::os::unix::fs::FileExt;
     for every in [false, true] {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("d.dfc");
-        let c = OpenOptions::new()
-            .compression_level(None)
-            .check_every_read(every)
-            .create(&p, 0)
-            .unwrap();
-        let v: Vec<u8> = (0..4096u32).map(|i| (i * 7 % 251) as u8).collect();
-        c.put(b"k", &v).unwrap();
-        c.flush().unwrap();
+        let (_dir, p, c, v) = one_value(every, 4096);
         assert_eq!(c.get(b"k").unwrap().unwrap().to_vec(), v);
-        let b = fs::read(&p).unwrap();
-        let at = b.windows(v.len()).position(|w| w == v.as_slice()).unwrap();
-        let f = fs::OpenOptions::new().write(true).open(&p).unwrap();
-        f.write_at(&[v[100] ^ 0x40], (at + 100) as u64).unwrap();
+        let at = damage_value(&p, &v);
         let r = c.verify().unwrap();
         assert_eq!(r.problems.len(), 1, "{:#?}", r.problems);
         assert_eq!(r.problems[0].offset, at as u64);
@@ -415,25 +402,12 @@ fn damage_behind_an_open_handle_is_found_by_check_every_read_and_verify() {
 /// checks every read checks the page again, read-only handles too.
 #[test]
 fn damage_to_an_inline_value_behind_an_open_handle() {
-    use std::os::unix::fs::FileExt;
     for every in [false, true] {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("d.dfc");
-        let c = OpenOptions::new()
-            .compression_level(None)
-            .check_every_read(every)
-            .create(&p, 0)
-            .unwrap();
-        let v: Vec<u8> = (0..200u32).map(|i| (i * 7 % 251) as u8).collect();
-        c.put(b"k", &v).unwrap();
-        c.flush().unwrap();
+        let (_dir, p, c, v) = one_value(every, 200);
         let ro = DatasetFileCache::open(&p, true).unwrap();
         assert_eq!(c.get(b"k").unwrap().unwrap().to_vec(), v);
         assert_eq!(ro.get(b"k").unwrap().unwrap().to_vec(), v);
-        let b = fs::read(&p).unwrap();
-        let at = b.windows(v.len()).position(|w| w == v.as_slice()).unwrap();
-        let f = fs::OpenOptions::new().write(true).open(&p).unwrap();
-        f.write_at(&[v[100] ^ 0x40], (at + 100) as u64).unwrap();
+        let at = damage_value(&p, &v);
         // verify names the page first (then what it could not reach).
         let r = c.verify().unwrap();
         assert_eq!(r.problems[0].what, "B-tree node", "{:#?}", r.problems);
@@ -573,4 +547,39 @@ fn compaction_refuses_its_own_file() {
     ));
     drop(ro);
     assert_eq!(fs::read(&p).unwrap(), before);
+}
+
+/// A cache (uncompressed, `check_every_read(every)`) holding one committed
+/// value of `len` bytes under `k`: (directory, path, handle, value).
+fn one_value(
+    every: bool,
+    len: u32,
+) -> (
+    tempfile::TempDir,
+    std::path::PathBuf,
+    DatasetFileCache,
+    Vec<u8>,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("d.dfc");
+    let c = OpenOptions::new()
+        .compression_level(None)
+        .check_every_read(every)
+        .create(&p, 0)
+        .unwrap();
+    let v: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
+    c.put(b"k", &v).unwrap();
+    c.flush().unwrap();
+    (dir, p, c, v)
+}
+
+/// Flips a bit of byte 100 of `v` where the file at `p` holds it, behind
+/// any open handle; returns the value's offset.
+fn damage_value(p: &Path, v: &[u8]) -> usize {
+    use std::os::unix::fs::FileExt;
+    let b = fs::read(p).unwrap();
+    let at = b.windows(v.len()).position(|w| w == v).unwrap();
+    let f = fs::OpenOptions::new().write(true).open(p).unwrap();
+    f.write_at(&[v[100] ^ 0x40], (at + 100) as u64).unwrap();
+    at
 }

@@ -141,13 +141,7 @@ fn lowering_the_cap_evicts_an_entry_that_cannot_be_moved() {
 /// public minimum of `max_dirty_pages`), so the input is replayed as is.
 #[test]
 fn lowering_the_cap_during_a_spilling_transaction_keeps_spares_below_it() {
-    let input = std::fs::read(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("fuzz/corpus/ops/bug6-spare-past-lowered-cap"),
-    )
-    .unwrap();
-    assert_eq!(input[0] & 8, 8, "the input runs in spilling mode");
-    dfcache::fuzzing::ops(&input);
+    replay_spilling("bug6-spare-past-lowered-cap");
 }
 
 /// A page spilled in a long transaction and written again at its commit
@@ -159,9 +153,16 @@ fn lowering_the_cap_during_a_spilling_transaction_keeps_spares_below_it() {
 /// moves index nodes and commits), replayed as is.
 #[test]
 fn a_spilled_page_written_again_is_checked_once() {
+    replay_spilling("bug7-rewritten-spilled-page-check");
+}
+
+/// Replays input `name` of the `ops` fuzz corpus, which must run in the
+/// target's spilling mode.
+fn replay_spilling(name: &str) {
     let input = std::fs::read(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("fuzz/corpus/ops/bug7-rewritten-spilled-page-check"),
+            .join("fuzz/corpus/ops")
+            .join(name),
     )
     .unwrap();
     assert_eq!(input[0] & 8, 8, "the input runs in spilling mode");
