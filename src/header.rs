@@ -21,7 +21,7 @@ pub(crate) const MAGIC: [u8; 8] = [0x89, 0x48, 0x47, 0x43, 0x0D, 0x0A, 0x1A, 0x0
 pub(crate) const BST_MAGIC: [u8; 8] = [0x89, 0x42, 0x53, 0x54, 0x0D, 0x0A, 0x1A, 0x0A];
 /// The format version this build reads and writes (bytes 8..10).
 /// Version 2 (4-byte leaf slots, leaner entry records) replaced version 1.
-pub(crate) const VERSION: i16 = 2;
+pub(crate) const VERSION: i16 = 3;
 /// The block storage format version (bytes 72..74).
 pub(crate) const BST_VERSION: i16 = 1;
 /// Bytes of the two headers together.
@@ -202,10 +202,10 @@ mod tests {
             Err(HeaderProblem::BadMagic)
         );
         let mut b = Headers::default().encode();
-        b[8] = 3;
-        assert_eq!(Headers::decode(&b), Err(HeaderProblem::Version(3)));
-        b[8] = 1;
-        assert_eq!(Headers::decode(&b), Err(HeaderProblem::Version(1)));
+        for v in [1, 2, VERSION as u8 + 1] {
+            b[8] = v;
+            assert_eq!(Headers::decode(&b), Err(HeaderProblem::Version(v as i16)));
+        }
         let mut b = Headers::default().encode();
         b[20] = 1;
         assert!(matches!(Headers::decode(&b), Err(HeaderProblem::Field(_))));

@@ -99,9 +99,9 @@ fn session() -> TestResult {
     // info --json.
     let info = ok(dfc(&[OsStr::new("info"), p(&cache), OsStr::new("--json")])).json();
     assert_eq!(info["entries"], files.len() as u64);
-    assert_eq!(info["format_version"], 2);
+    assert_eq!(info["format_version"], 3);
     assert_eq!(info["header"]["magic"], "894847430d0a1a0a");
-    assert_eq!(info["header"]["format_version"], 2);
+    assert_eq!(info["header"]["format_version"], 3);
     assert_eq!(info["maximum_file_size"], 64u64 << 20);
     let raw: u64 = files.values().map(|v| v.len() as u64).sum();
     assert_eq!(info["raw_bytes"], raw);

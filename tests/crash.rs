@@ -248,7 +248,7 @@ fn lost_writes_at_one_phase_commits(seed: u64, dir: &tempfile::TempDir, h: &Harn
     let mut images = 0;
     for p in commit_points(&log) {
         let one_phase = matches!(&log[p.record_write], Op::Write { data, .. }
-            if data.get(116..120).is_some_and(|b| b != [0; 4]));
+            if data.get(124..128).is_some_and(|b| b != [0; 4]));
         if !one_phase {
             continue;
         }
@@ -304,7 +304,7 @@ fn spill_coverage(h: &Harness) -> (usize, usize) {
         } = o
         {
             let checks = data
-                .get(116..120)
+                .get(124..128)
                 .map_or(0, |b| u32::from_le_bytes(b.try_into().unwrap()));
             if checks > 0 && spilled {
                 one_phase += 1;
@@ -323,7 +323,7 @@ fn spill_coverage(h: &Harness) -> (usize, usize) {
 fn power_loss_while_a_long_transaction_spills_nodes() {
     let (seed, dir, mut h, mut r, ops) = long_workload(0x5eed_0003, 0, 3000, 9000);
     for i in 0..ops {
-        let k = format!("bulk-{:05}", r.below(2500)).into_bytes();
+        let k = format!("bulk-{:05}", r.below(5000)).into_bytes();
         let res = match r.below(100) {
             0..=89 => {
                 let v = bytes(20 + r.below(200) as usize, seed ^ (i << 20), false);

@@ -21,7 +21,7 @@ fn fresh_file_header_bytes() {
     let b = fs::read(&p).unwrap();
     let mut want = [0u8; 96];
     want[0..8].copy_from_slice(&[0x89, 0x48, 0x47, 0x43, 0x0D, 0x0A, 0x1A, 0x0A]);
-    want[8..10].copy_from_slice(&2i16.to_le_bytes());
+    want[8..10].copy_from_slice(&3i16.to_le_bytes());
     want[10..18].copy_from_slice(&(64i64 << 20).to_le_bytes());
     // 18..40 reserved zero; 40..48 primary root: empty (0); 48..56 zero;
     // 56..64 LastUsed root: empty (0).
@@ -154,50 +154,51 @@ fn bad_files_give_typed_errors_and_stay_untouched() {
     ));
 }
 
-/// A file of format version 1 is refused, not read as damaged: its header
-/// says version 1 and its commit records are intact (with version 1 and a
-/// CRC that checks out), so no slot is valid for this build and the header
-/// decides. Were the records accepted, the header would count as damaged
-/// and the next commit would rewrite it over version-1 nodes.
+/// A file of an older format version (1 or 2) is refused, not read as
+/// damaged: its header gives its version and its commit records are intact
+/// (with that version and a CRC that checks out), so no slot is valid for
+/// this build and the header decides. Were the records accepted, the header
+/// would count as damaged and the next commit would rewrite it over nodes
+/// of the old version.
 #[test]
-fn a_version_1_file_is_refused_and_left_alone() {
-    let dir = tempfile::tempdir().unwrap();
-    let old = dir.path().join("v1.dfc");
-    {
-        let c = DatasetFileCache::create(&old, 0).unwrap();
-        c.put(b"key", b"value").unwrap();
-    }
-    let mut b = fs::read(&old).unwrap();
-    b[8..10].copy_from_slice(&1i16.to_le_bytes());
-    for slot in [4096usize, 8192] {
-        let len = u32::from_le_bytes(b[slot + 12..slot + 16].try_into().unwrap()) as usize;
-        if b[slot..slot + 8] != *b"\x89DFCREC\n" {
-            continue;
+fn a_file_of_an_older_version_is_refused_and_left_alone() {
+    assert_eq!(dfcache::FORMAT_VERSION, 3);
+    for version in [1u16, 2] {
+        let dir = tempfile::tempdir().unwrap();
+        let old = dir.path().join("old.dfc");
+        {
+            let c = DatasetFileCache::create(&old, 0).unwrap();
+            c.put(b"key", b"value").unwrap();
         }
-        b[slot + 8..slot + 10].copy_from_slice(&1u16.to_le_bytes());
-        let crc = crc32fast::hash(&b[slot..slot + len - 4]);
-        b[slot + len - 4..slot + len].copy_from_slice(&crc.to_le_bytes());
-    }
-    fs::write(&old, &b).unwrap();
-    for ro in [false, true] {
-        let e = expect_untouched(&old, |p| DatasetFileCache::open(p, ro));
+        let mut b = fs::read(&old).unwrap();
+        b[8..10].copy_from_slice(&version.to_le_bytes());
+        for slot in [4096usize, 8192] {
+            let len = u32::from_le_bytes(b[slot + 12..slot + 16].try_into().unwrap()) as usize;
+            if b[slot..slot + 8] != *b"\x89DFCREC\n" {
+                continue;
+            }
+            b[slot + 8..slot + 10].copy_from_slice(&version.to_le_bytes());
+            let crc = crc32fast::hash(&b[slot..slot + len - 4]);
+            b[slot + len - 4..slot + len].copy_from_slice(&crc.to_le_bytes());
+        }
+        fs::write(&old, &b).unwrap();
+        let found = i64::from(version);
+        for ro in [false, true] {
+            let e = expect_untouched(&old, |p| DatasetFileCache::open(p, ro));
+            assert!(
+                matches!(
+                    e,
+                    Error::UnsupportedVersion { found: f, supported: 3, .. } if f == found
+                ),
+                "{e}"
+            );
+        }
+        let e = expect_untouched(&old, |p| DatasetFileCache::create_or_open(p, 0));
         assert!(
-            matches!(
-                e,
-                Error::UnsupportedVersion {
-                    found: 1,
-                    supported: 2,
-                    ..
-                }
-            ),
+            matches!(e, Error::UnsupportedVersion { found: f, .. } if f == found),
             "{e}"
         );
     }
-    assert!(matches!(
-        expect_untouched(&old, |p| DatasetFileCache::create_or_open(p, 0)),
-        Error::UnsupportedVersion { found: 1, .. }
-    ));
-    assert_eq!(dfcache::FORMAT_VERSION, 2);
 }
 
 #[test]
@@ -452,6 +453,10 @@ fn compaction_makes_a_minimal_equal_copy() {
     c.set_maximum_age(Some(std::time::Duration::from_secs(3600)))
         .unwrap();
     let before = c.stats().unwrap();
+    // Later than the source's creation: the copy's own creation time must
+    // not shift the entries' insertion times (records count them from the
+    // file's time base, which the copy takes over).
+    std::thread::sleep(std::time::Duration::from_millis(30));
     let out = dir.path().join("small.dfc");
     let r = c.compact_to(&out).unwrap();
     assert_eq!(r.entries, 1001);
@@ -470,10 +475,11 @@ fn compaction_makes_a_minimal_equal_copy() {
     // Same LRU order: entries keep their last-use ticks (checked before
     // the reads below, which are uses themselves).
     for i in (1..2000u32).step_by(20) {
-        assert_eq!(
-            d.entry_info(&i.to_be_bytes()).unwrap().unwrap().last_use,
-            c.entry_info(&i.to_be_bytes()).unwrap().unwrap().last_use
+        let (a, b) = (
+            d.entry_info(&i.to_be_bytes()).unwrap().unwrap(),
+            c.entry_info(&i.to_be_bytes()).unwrap().unwrap(),
         );
+        assert_eq!((a.last_use, a.inserted), (b.last_use, b.inserted));
     }
     for i in (1..2000u32).step_by(2) {
         assert_eq!(d.get(&i.to_be_bytes()).unwrap().unwrap().to_vec(), val(i));

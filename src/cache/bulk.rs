@@ -76,7 +76,7 @@ impl DatasetFileCache {
             let mut values: Vec<Outcome> = Vec::with_capacity(found.len());
             for f in found {
                 if self.expired(&f.r) {
-                    values.push((f.at, Err(Note::Expired(f.r.inserted_ms))));
+                    values.push((f.at, Err(Note::Expired(f.r.inserted))));
                     continue;
                 }
                 let limit = match f.src {
@@ -99,7 +99,7 @@ impl DatasetFileCache {
                     },
                     Ok(None) => Ok(None),
                     Err(Error::Corrupt { .. }) if !self.store.read_only => {
-                        Err(Note::Corrupt(f.r.inserted_ms))
+                        Err(Note::Corrupt(f.r.inserted))
                     }
                     Err(e) => return Err(e),
                 };

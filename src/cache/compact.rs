@@ -126,6 +126,13 @@ impl DatasetFileCache {
                 .map_err(|e| Error::io("reading the file length", e))?,
             ..Default::default()
         };
+        // Records are copied as they are, so their insertion times must
+        // count from the same base.
+        out.with_writer(|w| {
+            w.txn.meta.time_base_ms = rec.time_base_ms;
+            out.time_base_ms.store(rec.time_base_ms, Ordering::Release);
+            Ok(())
+        })?;
         // Dictionaries first, with their ids (values refer to them), then
         // groups: both copy entry for entry.
         for id in [TreeId::DICTS, TreeId::GROUPS] {

@@ -149,6 +149,7 @@ impl DatasetFileCache {
             self.dicts.invalidate();
             self.entries.store(rec.entries, Ordering::Release);
             self.max_age_ms.store(rec.max_age_ms, Ordering::Release);
+            self.time_base_ms.store(rec.time_base_ms, Ordering::Release);
             self.max_file_size
                 .store(rec.max_file_size, Ordering::Release);
             Arc::new(Snapshot::new(rec, mapping))

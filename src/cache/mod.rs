@@ -314,6 +314,9 @@ pub struct DatasetFileCache {
     /// Entries, mirrored for `len` without the writer lock.
     pub(crate) entries: AtomicU64,
     pub(crate) max_age_ms: AtomicU64,
+    /// The file's time base (spec §5): entry records count insertion
+    /// times from it. Fixed for a file; compaction copies it.
+    pub(crate) time_base_ms: AtomicU64,
     pub(crate) max_file_size: AtomicU64,
     /// Readers left notes the writer has not applied yet.
     pub(crate) notes_pending: AtomicBool,
@@ -392,6 +395,7 @@ impl DatasetFileCache {
             clock: AtomicU64::new(rec.clock),
             entries: AtomicU64::new(rec.entries),
             max_age_ms: AtomicU64::new(rec.max_age_ms),
+            time_base_ms: AtomicU64::new(rec.time_base_ms),
             max_file_size: AtomicU64::new(rec.max_file_size),
             notes_pending: AtomicBool::new(false),
             pending: Mutex::new(slots::Pending::default()),

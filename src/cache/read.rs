@@ -171,9 +171,14 @@ impl DatasetFileCache {
         })
     }
 
+    /// The file's time base, for [`Stamp`]s.
+    pub(crate) fn time_base(&self) -> u64 {
+        self.time_base_ms.load(Ordering::Acquire)
+    }
+
     pub(crate) fn expired(&self, r: &Record) -> bool {
         let max = self.max_age_ms.load(Ordering::Acquire);
-        max != 0 && now_ms().saturating_sub(r.inserted_ms) > max
+        max != 0 && now_ms().saturating_sub(r.inserted.ms(self.time_base())) > max
     }
 
     /// Looks `key` up; `use_it` records the use (LRU) and counts hit/miss.
@@ -211,7 +216,7 @@ impl DatasetFileCache {
                 Counters::add(&slot.counters.misses, 1);
             }
             if !self.store.read_only {
-                self.note(slot, key, Note::Expired(r.inserted_ms));
+                self.note(slot, key, Note::Expired(r.inserted));
             }
             return Ok(Lookup::Miss);
         }
@@ -232,7 +237,7 @@ impl DatasetFileCache {
                 if use_it {
                     Counters::add(&slot.counters.misses, 1);
                 }
-                self.note(slot, key, Note::Corrupt(r.inserted_ms));
+                self.note(slot, key, Note::Corrupt(r.inserted));
                 return Ok(Lookup::Miss);
             }
             Err(e) => return Err(e),
@@ -572,7 +577,8 @@ pub(crate) fn info_of(snap: &Snapshot, limit: u64, b: &[u8]) -> Result<EntryInfo
         codec: r.codec,
         dictionary: r.dict,
         last_use: r.tick,
-        inserted: std::time::UNIX_EPOCH + std::time::Duration::from_millis(r.inserted_ms),
+        inserted: std::time::UNIX_EPOCH
+            + std::time::Duration::from_millis(r.inserted.ms(snap.record.time_base_ms)),
         meta_len: r.meta_len(),
         absent: matches!(r.body, Body::Absent),
         chunked,

@@ -81,6 +81,33 @@ pub(crate) enum MetaRef {
     },
 }
 
+/// When an entry was inserted, as its record holds it: milliseconds from
+/// the file's time base (spec §5, §11.1), which may be negative (entries
+/// copied from an older file). Only [`Stamp::ms`] turns it into a time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Stamp(i64);
+
+impl Stamp {
+    /// The stamp of Unix time `ms` in a file whose time base is `base`.
+    pub(crate) fn at(ms: u64, base: u64) -> Stamp {
+        Stamp((ms as i128 - base as i128).clamp(i64::MIN as i128, i64::MAX as i128) as i64)
+    }
+
+    /// Unix milliseconds, given the file's time base (0 if before 1970).
+    pub(crate) fn ms(self, base: u64) -> u64 {
+        (base as i128 + self.0 as i128).clamp(0, u64::MAX as i128) as u64
+    }
+
+    /// Zigzag form: small magnitudes of either sign make short varints.
+    fn zigzag(self) -> u64 {
+        ((self.0 << 1) ^ (self.0 >> 63)) as u64
+    }
+
+    fn unzigzag(z: u64) -> Stamp {
+        Stamp(((z >> 1) as i64) ^ -((z & 1) as i64))
+    }
+}
+
 /// A decoded entry record. Inline bytes are referred to by position in the
 /// record's bytes (see [`Record::inline`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -92,7 +119,7 @@ pub(crate) struct Record {
     pub crc: u32,
     pub raw_len: u64,
     pub tick: u64,
-    pub inserted_ms: u64,
+    pub inserted: Stamp,
     pub dict: u32,
     pub meta: Option<MetaRef>,
 }
@@ -170,7 +197,7 @@ impl Record {
         };
         let raw_len = c.varint()?;
         let tick = c.varint()?;
-        let inserted_ms = c.varint()?;
+        let inserted = Stamp::unzigzag(c.varint()?);
         let dict = u32::try_from(c.varint()?).map_err(|_| c.bad("dictionary id"))?;
         let body = match kind {
             KIND_INLINE => {
@@ -242,7 +269,7 @@ impl Record {
             crc,
             raw_len,
             tick,
-            inserted_ms,
+            inserted,
             dict,
             meta,
         })
@@ -269,7 +296,7 @@ impl Record {
         }
         put_varint(&mut out, self.raw_len);
         put_varint(&mut out, self.tick);
-        put_varint(&mut out, self.inserted_ms);
+        put_varint(&mut out, self.inserted.zigzag());
         put_varint(&mut out, self.dict as u64);
         match self.body {
             Body::Inline { .. } => {
@@ -355,7 +382,7 @@ mod tests {
             crc: 0xabcd,
             raw_len: 0,
             tick: 1 << 40,
-            inserted_ms: 1_700_000_000_000,
+            inserted: Stamp::at(1_700_000_000_000, 1_699_999_000_000),
             dict: 0,
             meta: None,
         };
@@ -415,6 +442,7 @@ mod tests {
             assert_eq!(d.meta_inline(&b).unwrap_or(b""), meta);
             assert_eq!(d.raw_len, r.raw_len);
             assert_eq!(d.tick, r.tick);
+            assert_eq!(d.inserted, r.inserted);
             assert_eq!(d.body.clone_kind(), r.body.clone_kind());
             assert_eq!(Record::decode(&d.with_tick(&b, 5)).unwrap().tick, 5);
             // A dictionary is only allowed on one zstd frame.
@@ -434,6 +462,33 @@ mod tests {
                 c[i] ^= 0xff;
                 let _ = Record::decode(&c);
             }
+        }
+    }
+
+    #[test]
+    fn stamps_count_from_the_base_in_either_direction() {
+        let base = 1_790_000_000_000u64;
+        for (ms, bytes) in [
+            (base, 1),
+            (base + 1, 1),
+            (base - 1, 1),
+            (base + 60_000, 3),
+            (base - 60_000, 3),
+            (base + 86_400_000, 4),
+            (0, 6),
+        ] {
+            let s = Stamp::at(ms, base);
+            assert_eq!(Stamp::unzigzag(s.zigzag()), s);
+            let mut v = Vec::new();
+            put_varint(&mut v, s.zigzag());
+            assert_eq!(v.len(), bytes, "{ms}");
+            assert_eq!(s.ms(base), ms);
+        }
+        // Far past the end of the signed range, times clamp, never wrap.
+        assert_eq!(Stamp::at(u64::MAX, 0).ms(0), i64::MAX as u64);
+        assert_eq!(Stamp(i64::MIN).ms(5), 0);
+        for z in [0, 1, 2, u64::MAX, u64::MAX - 1] {
+            assert_eq!(Stamp::unzigzag(z).zigzag(), z);
         }
     }
 

@@ -98,7 +98,7 @@ impl DatasetFileCache {
                 Err(Error::Corrupt { .. }) => {
                     let slot = pin.data();
                     Counters::add(&slot.counters.corrupt_drops, 1);
-                    self.note(slot, &k, Note::Corrupt(r.inserted_ms));
+                    self.note(slot, &k, Note::Corrupt(r.inserted));
                     continue;
                 }
                 Err(e) => return Err(e),

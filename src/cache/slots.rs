@@ -4,6 +4,7 @@
 //! a hit or counting a miss writes only memory that thread already owns. The
 //! writer drains the hit buffers and sums the counters when it needs them.
 
+use crate::cache::record::Stamp;
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,9 +19,9 @@ pub(crate) enum Note {
     /// The key was read at this LRU tick.
     Hit(u64),
     /// The entry inserted at this time was found expired.
-    Expired(u64),
+    Expired(Stamp),
     /// The entry inserted at this time failed its checksum.
-    Corrupt(u64),
+    Corrupt(Stamp),
 }
 
 /// Notes buffered by one slot, keys packed in one buffer.

@@ -19,7 +19,7 @@ use crate::btree::TreeId;
 use crate::cache::codec;
 use crate::cache::overlay::Seen;
 use crate::cache::read::{chunk_table, encode_chunk_table, Chunk};
-use crate::cache::record::{Body, Codec, Record};
+use crate::cache::record::{Body, Codec, Record, Stamp};
 use crate::cache::slots::{Counters, Note};
 use crate::cache::write::{check_meta_len, inline_meta};
 use crate::cache::{check_key, DatasetFileCache, Writer, CHUNK_RAW};
@@ -158,7 +158,7 @@ impl DatasetFileCache {
             crc: 0,
             raw_len: total,
             tick,
-            inserted_ms: now_ms(),
+            inserted: Stamp::at(now_ms(), self.time_base()),
             dict: 0,
             meta: None,
         };

@@ -15,7 +15,7 @@ use crate::btree::TreeId;
 use crate::cache::codec;
 use crate::cache::overlay::Overlay;
 use crate::cache::read::{chunk_table, encode_chunk_table, Chunk};
-use crate::cache::record::{Body, Codec, MetaRef, Record};
+use crate::cache::record::{Body, Codec, MetaRef, Record, Stamp};
 use crate::cache::slots::{Note, PendingKey};
 use crate::cache::{check_key, DatasetFileCache, View, Writer, CHUNK_RAW, INLINE_MAX};
 use crate::error::{Error, Result};
@@ -259,7 +259,7 @@ impl DatasetFileCache {
                 crc,
                 raw_len,
                 tick,
-                inserted_ms: now_ms(),
+                inserted: Stamp::at(now_ms(), self.time_base()),
                 dict: if codec == Codec::Zstd {
                     encoded.as_ref().map_or(0, |e| e.2)
                 } else {
@@ -626,10 +626,7 @@ impl DatasetFileCache {
             };
             let cur = w.txn.reader(TreeId::PRIMARY).get(&k)?.map(|b| b.to_vec());
             if let Some(b) = cur {
-                if Record::decode(&b)
-                    .map(|r| r.inserted_ms == at)
-                    .unwrap_or(true)
-                {
+                if Record::decode(&b).map(|r| r.inserted == at).unwrap_or(true) {
                     self.remove_locked(w, &k, why)?;
                 }
             }

@@ -440,7 +440,7 @@ pub struct ResizeArgs {
 const INFO_HELP: &str = "\
 JSON fields (--json):
   file                   the path as given
-  format_version         the file format version (1)
+  format_version         the file format version (3)
   header                 the header bytes as stored (a mirror of the last commit):
     magic                  bytes 0..8 in hex (894847430d0a1a0a)
     format_version         bytes 8..10

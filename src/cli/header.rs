@@ -149,7 +149,7 @@ mod tests {
         let h = header(&head).ok_or("no header")?;
         assert_eq!(h.magic, "894847430d0a1a0a");
         assert_eq!(h.block_storage_magic, "894253540d0a1a0a");
-        assert_eq!((h.format_version, h.block_storage_version), (2, 1));
+        assert_eq!((h.format_version, h.block_storage_version), (3, 1));
         assert_eq!(h.maximum_file_size, 64 << 20);
         let c = newest_commit(&head).ok_or("no commit")?;
         assert!(c.sequence >= 1);

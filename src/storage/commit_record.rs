@@ -17,7 +17,7 @@ pub(crate) const RECORD_MAGIC: [u8; 8] = *b"\x89DFCREC\n";
 /// decides the error (spec/FORMAT.md §5).
 pub(crate) const RECORD_VERSION: u16 = crate::header::VERSION as u16;
 /// Bytes before the tree table.
-const FIXED_LEN: usize = 120;
+const FIXED_LEN: usize = 128;
 /// Bytes of one tree table entry.
 const TREE_ENTRY_LEN: usize = 24;
 /// Bytes of one check-list entry.
@@ -80,6 +80,10 @@ pub(crate) struct CommitRecord {
     pub free_bytes: u64,
     /// Whole 4096-aligned pages inside free chunks.
     pub free_pages: u64,
+    /// The time entry records count insertion times from (spec §11.1),
+    /// Unix milliseconds: set when the file is created, kept by every
+    /// commit and by compaction.
+    pub time_base_ms: u64,
     /// Roots by tree id (index = id); absent trees are empty.
     pub trees: [TreeRoot; MAX_TREES],
     /// Present for one-phase records: the ranges to check on open.
@@ -115,12 +119,13 @@ impl CommitRecord {
             self.committed_at_ms,
             self.free_bytes,
             self.free_pages,
+            self.time_base_ms,
         ];
         for (i, v) in fields.iter().enumerate() {
             b[16 + i * 8..24 + i * 8].copy_from_slice(&v.to_le_bytes());
         }
-        b[112..116].copy_from_slice(&(trees.len() as u32).to_le_bytes());
-        b[116..120].copy_from_slice(&(checks.len() as u32).to_le_bytes());
+        b[120..124].copy_from_slice(&(trees.len() as u32).to_le_bytes());
+        b[124..128].copy_from_slice(&(checks.len() as u32).to_le_bytes());
         let mut at = FIXED_LEN;
         for (id, t) in trees {
             b[at..at + 4].copy_from_slice(&(id as u32).to_le_bytes());
@@ -177,11 +182,12 @@ impl CommitRecord {
             committed_at_ms: f(9),
             free_bytes: f(10),
             free_pages: f(11),
+            time_base_ms: f(12),
             trees: Default::default(),
             checks: None,
         };
-        let ntrees = le_u32(b, 112).unwrap_or(u32::MAX) as usize;
-        let nchecks = le_u32(b, 116).unwrap_or(u32::MAX) as usize;
+        let ntrees = le_u32(b, 120).unwrap_or(u32::MAX) as usize;
+        let nchecks = le_u32(b, 124).unwrap_or(u32::MAX) as usize;
         if ntrees >= MAX_TREES || nchecks > MAX_CHECKS {
             return Err(bad(format!(
                 "{ntrees} trees / {nchecks} checks out of range"

@@ -195,6 +195,8 @@ impl PageSource for Snapshot {
 pub(crate) struct Meta {
     /// Maximum entry age in milliseconds, 0 = none.
     pub max_age_ms: u64,
+    /// What entry records count insertion times from, Unix milliseconds.
+    pub time_base_ms: u64,
     /// Next LRU tick.
     pub clock: u64,
     /// Entries in the primary index.
@@ -318,6 +320,7 @@ impl Store {
             },
             meta: Meta {
                 max_age_ms: r.max_age_ms,
+                time_base_ms: r.time_base_ms,
                 clock: r.clock,
                 entries: r.entries,
                 raw_bytes: r.raw_bytes,
@@ -452,6 +455,7 @@ impl Store {
             && txn.alloc.cap == r.max_file_size
             && m.clock == r.clock
             && m.max_age_ms == r.max_age_ms
+            && m.time_base_ms == r.time_base_ms
             && m.entries == r.entries
             && m.raw_bytes == r.raw_bytes
             && m.stored_bytes == r.stored_bytes
@@ -757,6 +761,7 @@ impl Store {
             committed_at_ms: now_ms(),
             free_bytes: txn.alloc.free_bytes,
             free_pages: txn.alloc.free_pages,
+            time_base_ms: txn.meta.time_base_ms,
             trees: roots,
             checks: None,
         };

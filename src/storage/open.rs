@@ -97,11 +97,13 @@ fn init(b: &dyn StorageBackend, cap: u64, sync: bool) -> Result<()> {
     };
     page[..h.encode().len()].copy_from_slice(&h.encode());
     b.write_at(&page, 0).map_err(io("writing the header"))?;
+    let now = super::now_ms();
     let r = CommitRecord {
         seq: 1,
         file_len: DATA_START,
         max_file_size: cap,
-        committed_at_ms: super::now_ms(),
+        committed_at_ms: now,
+        time_base_ms: now,
         ..Default::default()
     };
     b.write_at(&r.encode(), SLOT_OFFSETS[r.slot()])

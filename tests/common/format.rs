@@ -31,13 +31,13 @@ fn u64_at(b: &[u8], i: usize) -> Option<u64> {
 /// Decodes the record in the slot at `slot_offset` of `file`.
 pub fn record(file: &[u8], slot_offset: u64) -> Option<Record> {
     let b = file.get(slot_offset as usize..slot_offset as usize + 4096)?;
-    if b[..8] != *b"\x89DFCREC\n" || u16_at(b, 8)? != 2 || b[10] > 1 || b[11] != 0 {
+    if b[..8] != *b"\x89DFCREC\n" || u16_at(b, 8)? != 3 || b[10] > 1 || b[11] != 0 {
         return None;
     }
     let len = u32_at(b, 12)? as usize;
-    let t = u32_at(b, 112)? as usize;
-    let c = u32_at(b, 116)? as usize;
-    if len > 4096 || len != 120 + 24 * t + 16 * c + 4 {
+    let t = u32_at(b, 120)? as usize;
+    let c = u32_at(b, 124)? as usize;
+    if len > 4096 || len != 128 + 24 * t + 16 * c + 4 {
         return None;
     }
     if crc32fast::hash(&b[..len - 4]) != u32_at(b, len - 4)? {
@@ -45,7 +45,7 @@ pub fn record(file: &[u8], slot_offset: u64) -> Option<Record> {
     }
     let trees = (0..t)
         .map(|i| {
-            let e = 120 + 24 * i;
+            let e = 128 + 24 * i;
             (
                 u32_at(b, e).unwrap(),
                 b[e + 4],
@@ -56,7 +56,7 @@ pub fn record(file: &[u8], slot_offset: u64) -> Option<Record> {
         .collect();
     let checks = (0..c)
         .map(|i| {
-            let e = 120 + 24 * t + 16 * i;
+            let e = 128 + 24 * t + 16 * i;
             (
                 u64_at(b, e).unwrap(),
                 u32_at(b, e + 8).unwrap(),
@@ -193,15 +193,26 @@ fn walk(file: &[u8], tree: u32, page: u64, level: u8, l: &mut Layout) -> Option<
     let p = u16_at(b, 20)? as usize;
     if level > 0 {
         for c in 0..=n {
-            let at = 24 + p + 12 * c;
+            let at = 28 + p + 12 * c;
             walk(file, tree, u64_at(b, at)?, level - 1, l)?;
         }
     } else if tree == 1 {
-        // 4-byte slots (key offset, key length); a value runs from the end
-        // of its key to the next key, or to `end` for the last.
+        // Layout 0: 4-byte slots (key offset, key length); 1: 2-byte slots
+        // (key offset), every key suffix `ks` bytes; 2: no slots, entries
+        // of `ks` + `vs` bytes back to back. A value runs from the end of
+        // its key to the next key, or to `end` for the last.
+        let (ks, vs) = (b[25] as usize, u16_at(b, 26)? as usize);
+        let heap = 28 + p;
         let slot = |s: usize| -> Option<(usize, usize)> {
-            let at = 24 + p + 4 * s;
-            Some((u16_at(b, at)? as usize, u16_at(b, at + 2)? as usize))
+            match b[24] {
+                0 => Some((
+                    u16_at(b, heap + 4 * s)? as usize,
+                    u16_at(b, heap + 4 * s + 2)? as usize,
+                )),
+                1 => Some((u16_at(b, heap + 2 * s)? as usize, ks)),
+                2 => Some((heap + s * (ks + vs), ks)),
+                _ => None,
+            }
         };
         let end = u16_at(b, 22)? as usize;
         for s in 0..n {
