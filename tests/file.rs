@@ -399,7 +399,7 @@ fn damage_behind_an_open_handle_is_found_by_check_every_read_and_verify() {
 }
 
 /// The same for a value small enough to be stored inline in its index
-/// page, whose checksum is the page's (format version 2): a handle that
+/// page, whose checksum is the page's (format version 2 on): a handle that
 /// checks every read checks the page again, read-only handles too.
 #[test]
 fn damage_to_an_inline_value_behind_an_open_handle() {
@@ -421,10 +421,22 @@ fn damage_to_an_inline_value_behind_an_open_handle() {
             matches!(ro.get_stream(b"k"), Err(Error::Corrupt { .. })),
             "and every stream it opens"
         );
+        let scanned = |h: &DatasetFileCache| -> dfcache::Result<Vec<Vec<u8>>> {
+            h.scan(b"")?.map(|e| e.map(|(_, v)| v.to_vec())).collect()
+        };
+        assert!(
+            matches!(scanned(&ro), Err(Error::Corrupt { .. })),
+            "and every scan"
+        );
         if every {
+            assert!(
+                matches!(scanned(&c), Err(Error::Corrupt { .. })),
+                "damaged page scanned"
+            );
             assert!(c.get(b"k").unwrap().is_none(), "damaged value served");
             assert_eq!(c.stats().unwrap().corrupt_drops, 1);
         } else {
+            assert_eq!(scanned(&c).unwrap().len(), 1);
             assert!(c.get(b"k").unwrap().is_some());
         }
     }

@@ -7,6 +7,7 @@ use crate::btree::TreeId;
 use crate::cache::read::{info_of, EntryInfo};
 use crate::cache::DatasetFileCache;
 use crate::error::Result;
+use crate::storage::Snapshot;
 
 /// Keys fetched per batch (each batch takes the writer lock briefly).
 pub(crate) const BATCH: usize = 256;
@@ -70,16 +71,27 @@ pub(crate) type RawEntries = Vec<(Vec<u8>, Vec<u8>)>;
 
 /// Up to `max` (key, record) pairs of the primary index read through `rd`
 /// whose keys start with `prefix`, after `after` (or from the start).
+///
+/// With `recheck`, the CRC of every mapped leaf page the records are copied
+/// from is checked again (once per page per batch), whether or not it was
+/// checked before: for handles that check every read, since an inline
+/// value's only checksum is its page's. Records of nodes the writer holds
+/// in memory are not on disk and need no check.
 pub(crate) fn raw_batch(
     rd: crate::btree::Reader<'_>,
     prefix: &[u8],
     after: Option<&[u8]>,
     max: usize,
+    recheck: Option<&Snapshot>,
 ) -> Result<RawEntries> {
     let mut raw = Vec::new();
+    let mut checked_page = None;
     rd.scan(batch_start(prefix, after), |k, v| {
         if !k.starts_with(prefix) {
             return Ok(false);
+        }
+        if let Some(snap) = recheck {
+            snap.recheck_node_once(v, &mut checked_page)?;
         }
         raw.push((k.to_vec(), v.to_vec()));
         Ok(raw.len() < max)
@@ -203,7 +215,7 @@ impl DatasetFileCache {
         let _pin = self.readers.pin();
         let g = self.writer.lock();
         if let Some(w) = g.as_ref() {
-            let raw = raw_batch(w.txn.reader(TreeId::PRIMARY), prefix, after, max)?;
+            let raw = raw_batch(w.txn.reader(TreeId::PRIMARY), prefix, after, max, None)?;
             let (snap, limit) = (w.txn.base.clone(), w.txn.base.mapping.len());
             drop(g);
             return raw
@@ -213,7 +225,7 @@ impl DatasetFileCache {
         }
         drop(g);
         self.read_view(|view| {
-            let raw = raw_batch(view.snap.reader(TreeId::PRIMARY), prefix, after, max)?;
+            let raw = raw_batch(view.snap.reader(TreeId::PRIMARY), prefix, after, max, None)?;
             let (snap, limit) = (&view.snap, view.snap.record.file_len);
             raw.into_iter()
                 .map(|(k, v)| Ok((k, info_of(snap, limit, &v)?)))

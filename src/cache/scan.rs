@@ -45,7 +45,11 @@ impl DatasetFileCache {
     /// # Errors
     /// The iterator yields [`Error::Corrupt`] for a damaged index. A value
     /// failing its checksum is dropped like on `get` (read-write handle) or
-    /// yielded as [`Error::Corrupt`] (read-only handle).
+    /// yielded as [`Error::Corrupt`] (read-only handle). Handles that check
+    /// every read (read-only ones, and those opened with
+    /// [`check_every_read`](crate::OpenOptions::check_every_read)) check
+    /// each index page the entries come from again, since it holds the only
+    /// checksum of an inline value: a page that fails is a damaged index.
     pub fn scan(&self, prefix: &[u8]) -> Result<Scan<'_>> {
         Ok(Scan {
             cache: self,
@@ -68,8 +72,9 @@ impl DatasetFileCache {
             drop(g);
             return self.value_batch_read_only(prefix, after, max);
         };
-        let raw = raw_batch(w.txn.reader(TreeId::PRIMARY), prefix, after, max)?;
         let snap = w.txn.base.clone();
+        let recheck = self.checked.is_none().then_some(&*snap);
+        let raw = raw_batch(w.txn.reader(TreeId::PRIMARY), prefix, after, max, recheck)?;
         drop(g);
         // Uncommitted values may lie past the committed length.
         let limit = snap.mapping.len();
@@ -117,7 +122,9 @@ impl DatasetFileCache {
         max: usize,
     ) -> Result<Vec<(Vec<u8>, Value<'_>)>> {
         let out = self.read_view(|view| {
-            let raw = raw_batch(view.snap.reader(TreeId::PRIMARY), prefix, after, max)?;
+            // A read-only handle checks every read.
+            let snap = Some(&*view.snap);
+            let raw = raw_batch(view.snap.reader(TreeId::PRIMARY), prefix, after, max, snap)?;
             let mut out = Vec::with_capacity(raw.len());
             for (k, rec) in raw {
                 let r = Record::decode(&rec)?;

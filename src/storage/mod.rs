@@ -90,12 +90,31 @@ impl Snapshot {
     /// checksum is its page's. Errors with [`Error::Corrupt`] if the page
     /// fails it, or if `bytes` is not in a mapped node page.
     pub(crate) fn recheck_node_of(&self, bytes: &[u8]) -> Result<()> {
-        let bad = |at: u64, d: &str| Error::corrupt("B-tree node", at, d.to_string());
         let off = self
             .mapping
             .offset_of(bytes)
-            .ok_or_else(|| bad(0, "a leaf value outside the mapping"))?;
+            .ok_or_else(|| Error::corrupt("B-tree node", 0, "a leaf value outside the mapping"))?;
+        self.recheck_page(off / PAGE * PAGE)
+    }
+
+    /// [`recheck_node_of`](Self::recheck_node_of) for a run of values read
+    /// in order: skips the page `last` names (checked for an earlier value)
+    /// and values outside the mapping (nodes of the writer's transaction,
+    /// in memory), and records the page it checks in `last`.
+    pub(crate) fn recheck_node_once(&self, bytes: &[u8], last: &mut Option<u64>) -> Result<()> {
+        let Some(off) = self.mapping.offset_of(bytes) else {
+            return Ok(());
+        };
         let page = off / PAGE * PAGE;
+        if *last != Some(page) {
+            self.recheck_page(page)?;
+            *last = Some(page);
+        }
+        Ok(())
+    }
+
+    fn recheck_page(&self, page: u64) -> Result<()> {
+        let bad = |at: u64, d: &str| Error::corrupt("B-tree node", at, d.to_string());
         let b = self
             .mapping
             .slice(page, PAGE, self.node_limit)
