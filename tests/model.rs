@@ -98,12 +98,13 @@ fn valid_name(g: &[u8]) -> bool {
     (1..=256).contains(&g.len())
 }
 
+/// Key -> (value, metadata; empty when there is none).
+type Model = BTreeMap<Vec<u8>, (Vec<u8>, Vec<u8>)>;
+type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// What the model expects of `stream_group`: the members still cached,
 /// with their values, in group order, and the members skipped.
-fn expected_stream(
-    model: &BTreeMap<Vec<u8>, (Vec<u8>, Vec<u8>)>,
-    members: &[Vec<u8>],
-) -> (Vec<(Vec<u8>, Vec<u8>)>, Vec<Vec<u8>>) {
+fn expected_stream(model: &Model, members: &[Vec<u8>]) -> (Pairs, Vec<Vec<u8>>) {
     let mut found = Vec::new();
     let mut missing = Vec::new();
     for k in members {
@@ -139,8 +140,7 @@ fn run(ops: Vec<Op>) {
     let path = dir.path().join("model.dfc");
     let opts = OpenOptions::new().sync(false);
     let mut cache = Some(opts.create(&path, 0).unwrap());
-    // Key -> (value, metadata; empty when there is none).
-    let mut model: BTreeMap<Vec<u8>, (Vec<u8>, Vec<u8>)> = BTreeMap::new();
+    let mut model: Model = BTreeMap::new();
     let mut groups: BTreeMap<Vec<u8>, Vec<Vec<u8>>> = BTreeMap::new();
     for op in ops {
         let c = cache.as_ref().unwrap();
@@ -223,7 +223,7 @@ fn run(ops: Vec<Op>) {
             },
             Op::StreamGroup(g) => match c.stream_group(&g) {
                 Ok(mut st) => {
-                    let got: Vec<(Vec<u8>, Vec<u8>)> = st
+                    let got: Pairs = st
                         .by_ref()
                         .map(|r| r.map(|(k, v)| (k, v.to_vec())).unwrap())
                         .collect();
