@@ -750,17 +750,45 @@ pub mod sim {
 
         /// `put`.
         pub fn put(&mut self, k: &[u8], v: &[u8]) -> Result<(), String> {
-            self.step(format!("put {}", String::from_utf8_lossy(k)), false, |h| {
-                match h.c().put(k, v) {
-                    Ok(()) => {
-                        h.model.entries.insert(k.to_vec(), v.to_vec());
-                        Ok(())
-                    }
-                    // Refused (too large for the cap): the old value stays.
-                    Err(Error::ValueTooLarge { .. }) => Ok(()),
-                    Err(e) => Err(format!("put: {e}")),
-                }
+            self.put_by("put", k, v, |c| c.put(k, v))
+        }
+
+        /// `put_with_meta`. The model keeps values only: metadata is
+        /// checked by verify (its extents and the cap's accounting).
+        pub fn put_meta(&mut self, k: &[u8], v: &[u8], meta: &[u8]) -> Result<(), String> {
+            self.put_by("put_with_meta", k, v, |c| c.put_with_meta(k, v, meta))
+        }
+
+        /// `put_stream` of `v`, read in pieces.
+        pub fn put_stream(&mut self, k: &[u8], v: &[u8]) -> Result<(), String> {
+            self.put_by("put_stream", k, v, |c| {
+                c.put_stream(k, std::io::Cursor::new(v)).map(|_| ())
             })
+        }
+
+        /// One of the puts: `f` stores `v` under `k`.
+        fn put_by(
+            &mut self,
+            what: &str,
+            k: &[u8],
+            v: &[u8],
+            f: impl FnOnce(&DatasetFileCache) -> crate::Result<()>,
+        ) -> Result<(), String> {
+            self.step(
+                format!("{what} {}", String::from_utf8_lossy(k)),
+                false,
+                |h| {
+                    match f(h.c()) {
+                        Ok(()) => {
+                            h.model.entries.insert(k.to_vec(), v.to_vec());
+                            Ok(())
+                        }
+                        // Refused (too large for the cap): the old value stays.
+                        Err(Error::ValueTooLarge { .. }) => Ok(()),
+                        Err(e) => Err(format!("{what}: {e}")),
+                    }
+                },
+            )
         }
 
         /// `remove`.
@@ -1216,7 +1244,8 @@ pub mod sim {
 /// clear, cap and age changes, and simulated power losses at a chosen
 /// point of the disk log, after which the recovered state must be one the
 /// spec allows and the run continues from it. The first byte chooses the
-/// cap (bits 0-1), compression (bit 2) and spilling transactions (bit 3).
+/// cap (bits 0-1), compression (bit 2), spilling transactions (bit 3) and
+/// whether two of the six puts are `put_with_meta` and `put_stream` (bit 4).
 pub fn ops(data: &[u8]) {
     use sim::*;
     let mut input = data.iter().copied();
@@ -1244,6 +1273,9 @@ pub fn ops(data: &[u8]) {
         opts.max_dirty_pages = 2;
     }
     let keys = if spill { 64 } else { 16 };
+    // Bit 4: puts 4 and 5 become put_with_meta and put_stream (values past
+    // 1 MiB among them), which write several extents for one entry.
+    let multi = cfg & 16 != 0;
     let mut h = Harness::create(dir.path(), cap, opts).expect("create");
     let scratch = dir.path().join("crash.dfc");
     let mut n = 0u32;
@@ -1261,6 +1293,8 @@ pub fn ops(data: &[u8]) {
                     0 => b & 63,
                     1 => 300 + (b & 63) * 40,
                     2 => 5000 + (b & 63) * 500,
+                    // Streams cross the 1 MiB frame size from (b & 63) = 13.
+                    _ if multi && op % 16 == 5 => 1_000_000 + (b & 63) * 4000,
                     _ => 40_000 + (b & 63) * 4000,
                 };
                 let mut r = Rng(((n as u64) << 16) | b as u64 | ((a as u64) << 8));
@@ -1269,7 +1303,20 @@ pub fn ops(data: &[u8]) {
                 } else {
                     (0..len).map(|_| r.next_u64() as u8).collect()
                 };
-                h.put(&key, &v)
+                match op % 16 {
+                    4 if multi => {
+                        // Inline metadata, or (from a = 128) an extent of its own.
+                        let m = if a & 128 == 0 {
+                            a as usize % 90
+                        } else {
+                            300 + a as usize * 20
+                        };
+                        let meta: Vec<u8> = (0..m).map(|i| (i as u8) ^ a ^ 0x5a).collect();
+                        h.put_meta(&key, &v, &meta)
+                    }
+                    5 if multi => h.put_stream(&key, &v),
+                    _ => h.put(&key, &v),
+                }
             }
             6 => h.remove(&key),
             7 => h.get(&key),
