@@ -66,30 +66,17 @@ enum Layout {
 }
 
 impl Layout {
-    /// The most compact layout for leaf entries whose key suffixes (after a
-    /// prefix of `p` bytes) and values are given.
-    fn choose<'k, 'v>(
-        p: usize,
-        mut keys: impl Iterator<Item = &'k Bytes>,
-        mut vals: impl Iterator<Item = &'v Bytes>,
-    ) -> Layout {
-        let (Some(k0), Some(v0)) = (keys.next(), vals.next()) else {
+    /// The most compact layout for `n` leaf entries whose keys (with a
+    /// prefix of `p` bytes in common) and values have lengths `k` and `v`.
+    fn of(n: usize, p: usize, k: Lens, v: Lens) -> Layout {
+        if n == 0 || k.min != k.max {
             return Layout::Slots;
-        };
-        let (kl, vl) = (k0.len(), v0.len());
-        let ks = kl - p;
+        }
+        let ks = k.max - p;
         if ks == 0 || ks > u8::MAX as usize {
-            return Layout::Slots;
-        }
-        let mut same_vals = true;
-        for (k, v) in keys.zip(vals) {
-            if k.len() != kl {
-                return Layout::Slots;
-            }
-            same_vals &= v.len() == vl;
-        }
-        if same_vals {
-            Layout::FixedEntries { ks, vs: vl }
+            Layout::Slots
+        } else if v.min == v.max {
+            Layout::FixedEntries { ks, vs: v.max }
         } else {
             Layout::FixedKeys { ks }
         }
@@ -104,6 +91,63 @@ impl Layout {
         }
     }
 }
+/// The sum, least and greatest of the lengths of some keys or values: what
+/// sizing a node and choosing its layout need, kept up to date as entries
+/// come and go so that neither walks the node on every insert.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Lens {
+    sum: usize,
+    min: usize,
+    max: usize,
+}
+
+impl Lens {
+    /// The lengths of `items` (all zero when there are none).
+    fn of<'a>(items: impl IntoIterator<Item = &'a Bytes>) -> Lens {
+        let mut it = items.into_iter().map(|b| b.len());
+        let Some(first) = it.next() else {
+            return Lens::default();
+        };
+        it.fold(
+            Lens {
+                sum: first,
+                min: first,
+                max: first,
+            },
+            |l, x| Lens {
+                sum: l.sum + x,
+                min: l.min.min(x),
+                max: l.max.max(x),
+            },
+        )
+    }
+
+    /// Counts one more length; `first` when there was none before.
+    fn add(&mut self, x: usize, first: bool) {
+        if first {
+            *self = Lens {
+                sum: x,
+                min: x,
+                max: x,
+            };
+        } else {
+            self.sum += x;
+            self.min = self.min.min(x);
+            self.max = self.max.max(x);
+        }
+    }
+
+    /// Counts one length less, of `items` (what remains); walks them only
+    /// when the bound it held may have gone.
+    fn remove<'a>(&mut self, x: usize, items: impl IntoIterator<Item = &'a Bytes>) {
+        if (x == self.min || x == self.max) && self.min != self.max {
+            *self = Lens::of(items);
+        } else {
+            self.sum -= x;
+        }
+    }
+}
+
 /// The longest key any tree accepts (user keys are limited to 1024 bytes).
 pub(crate) const MAX_TREE_KEY: usize = 1024;
 
@@ -443,14 +487,12 @@ impl<'a> NodeView<'a> {
             let mut k = Bytes::with_capacity(pre.len() + s.len());
             k.extend_from_slice(pre);
             k.extend_from_slice(s);
-            node.key_bytes += k.len();
             node.keys.push(k);
             if self.level == 0 {
-                let v = Bytes::from_slice(self.val(i)?);
-                node.val_bytes += v.len();
-                node.vals.push(v);
+                node.vals.push(Bytes::from_slice(self.val(i)?));
             }
         }
+        node.recount();
         if self.level > 0 {
             for i in 0..=self.n {
                 node.children.push(self.child(i)?);
@@ -475,8 +517,10 @@ pub(crate) struct Node {
     pub vals: Vec<Bytes>,
     /// Branch children, `keys.len() + 1` of them (empty for leaves).
     pub children: Vec<Ref>,
-    key_bytes: usize,
-    val_bytes: usize,
+    /// Lengths of `keys`.
+    klens: Lens,
+    /// Lengths of `vals`.
+    vlens: Lens,
 }
 
 impl Node {
@@ -516,12 +560,12 @@ impl Node {
         } else {
             (n + 1) * CHILD + n * BRANCH_SLOT
         };
-        HEADER + p + fixed + (self.key_bytes - n * p) + self.val_bytes
+        HEADER + p + fixed + (self.klens.sum - n * p) + self.vlens.sum
     }
 
     /// The layout of this leaf with a prefix of `p` bytes.
     fn layout(&self, p: usize) -> Layout {
-        Layout::choose(p, self.keys.iter(), self.vals.iter())
+        Layout::of(self.keys.len(), p, self.klens, self.vlens)
     }
 
     /// Whether the node fits in a page.
@@ -531,30 +575,42 @@ impl Node {
 
     /// Inserts a leaf entry at `i`.
     pub(crate) fn insert_entry(&mut self, i: usize, key: &[u8], val: &[u8]) {
-        self.key_bytes += key.len();
-        self.val_bytes += val.len();
+        let first = self.keys.is_empty();
+        self.klens.add(key.len(), first);
+        self.vlens.add(val.len(), first);
         self.keys.insert(i, Bytes::from_slice(key));
         self.vals.insert(i, Bytes::from_slice(val));
     }
 
     /// Replaces leaf value `i`, returning the old one.
     pub(crate) fn replace_val(&mut self, i: usize, val: &[u8]) -> Vec<u8> {
-        self.val_bytes = self.val_bytes + val.len() - self.vals[i].len();
-        std::mem::replace(&mut self.vals[i], Bytes::from_slice(val)).into_vec()
+        let old = std::mem::replace(&mut self.vals[i], Bytes::from_slice(val));
+        let (o, x) = (old.len(), val.len());
+        if o != x {
+            if o == self.vlens.min || o == self.vlens.max {
+                // The bound it held may have gone.
+                self.vlens = Lens::of(&self.vals);
+            } else {
+                self.vlens.sum = self.vlens.sum - o + x;
+                self.vlens.min = self.vlens.min.min(x);
+                self.vlens.max = self.vlens.max.max(x);
+            }
+        }
+        old.into_vec()
     }
 
     /// Removes leaf entry `i`.
     pub(crate) fn remove_entry(&mut self, i: usize) -> (Vec<u8>, Vec<u8>) {
         let k = self.keys.remove(i);
         let v = self.vals.remove(i);
-        self.key_bytes -= k.len();
-        self.val_bytes -= v.len();
+        self.klens.remove(k.len(), &self.keys);
+        self.vlens.remove(v.len(), &self.vals);
         (k.into_vec(), v.into_vec())
     }
 
     /// Inserts separator `key` at `i` with `right` as child `i + 1`.
     pub(crate) fn insert_child(&mut self, i: usize, key: Bytes, right: Ref) {
-        self.key_bytes += key.len();
+        self.klens.add(key.len(), self.keys.is_empty());
         self.keys.insert(i, key);
         self.children.insert(i + 1, right);
     }
@@ -562,7 +618,7 @@ impl Node {
     /// Removes separator `i` and child `i + 1`.
     pub(crate) fn remove_child(&mut self, i: usize) -> (Bytes, Ref) {
         let k = self.keys.remove(i);
-        self.key_bytes -= k.len();
+        self.klens.remove(k.len(), &self.keys);
         (k, self.children.remove(i + 1))
     }
 
@@ -622,8 +678,8 @@ impl Node {
     }
 
     fn recount(&mut self) {
-        self.key_bytes = self.keys.iter().map(|k| k.len()).sum();
-        self.val_bytes = self.vals.iter().map(|v| v.len()).sum();
+        self.klens = Lens::of(&self.keys);
+        self.vlens = Lens::of(&self.vals);
     }
 
     /// Encoded size of entries `a..b` as a node of their own (leaf) or of
@@ -638,11 +694,11 @@ impl Node {
         } else {
             0
         };
-        let kb: usize = self.keys[a..b].iter().map(|k| k.len() - p).sum();
+        let k = Lens::of(&self.keys[a..b]);
+        let kb = k.sum - n * p;
         if self.is_leaf() {
-            let vb: usize = self.vals[a..b].iter().map(|v| v.len()).sum();
-            let layout = Layout::choose(p, self.keys[a..b].iter(), self.vals[a..b].iter());
-            HEADER + p + n * layout.slot() + kb + vb
+            let v = Lens::of(&self.vals[a..b]);
+            HEADER + p + n * Layout::of(n, p, k, v).slot() + kb + v.sum
         } else {
             HEADER + p + (n + 1) * CHILD + n * BRANCH_SLOT + kb
         }
@@ -928,6 +984,50 @@ mod tests {
         let one = leaf(&[(b"k".as_slice(), b"v".as_slice())]);
         assert_eq!(roundtrip(&one), 2);
         assert_eq!(roundtrip(&Node::new(0)), 0);
+    }
+
+    /// The lengths a node keeps up to date match its entries after every
+    /// change, and so does the size it computes from them.
+    #[test]
+    fn kept_lengths_follow_every_change() {
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut rnd = |m: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % m
+        };
+        let mut n = Node::new(0);
+        for step in 0..4000 {
+            // Mostly one key length and few value lengths, so the node
+            // moves between all three layouts.
+            let klen = if rnd(10) == 0 { 5 } else { 4 };
+            let key: Vec<u8> = (0..klen).map(|_| rnd(4) as u8).collect();
+            let val = vec![7u8; [3, 3, 3, 0, 9][rnd(5) as usize]];
+            match (n.search(&key), rnd(3)) {
+                (Pos::Found(i), 0) => {
+                    n.remove_entry(i);
+                }
+                (Pos::Found(i), _) => {
+                    n.replace_val(i, &val);
+                }
+                (Pos::Missing(i), _) => {
+                    if n.encoded_len() + 20 < NODE_SIZE {
+                        n.insert_entry(i, &key, &val);
+                    }
+                }
+            }
+            assert_eq!(n.klens.sum, Lens::of(&n.keys).sum, "step {step}");
+            assert_eq!(n.vlens.sum, Lens::of(&n.vals).sum, "step {step}");
+            if !n.keys.is_empty() {
+                assert_eq!(n.klens, Lens::of(&n.keys), "step {step}");
+                assert_eq!(n.vlens, Lens::of(&n.vals), "step {step}");
+                assert_eq!(n.encoded_len(), n.range_len(0, n.len()), "step {step}");
+            }
+            if step % 97 == 0 && n.fits() {
+                roundtrip(&n);
+            }
+        }
     }
 
     #[test]
