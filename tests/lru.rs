@@ -170,3 +170,42 @@ fn order_survives_reopen() {
     assert!(!c.contains_key(&[9]).unwrap(), "9 was least recently used");
     assert!(c.contains_key(&[0]).unwrap(), "0 was most recently used");
 }
+
+/// A value that fits the cache alone but not beside the old value of its
+/// key replaces it: once nothing else is left to evict, the old entry goes
+/// first (the write replaces it anyway). `set_meta` keeps the value it
+/// adds to, so it may fail for room but never drops the entry.
+#[test]
+fn a_value_too_big_to_sit_beside_its_old_version_replaces_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = OpenOptions::new().sync(false).compression_level(None);
+    // Incompressible, 0.55 MiB and 1.05 MiB (one 1 MiB frame and a piece)
+    // under a cap of 1 MiB and 2 MiB: two copies never fit.
+    for (cap, n) in [(1u64 << 20, 560_000usize), (CAP, 1_100_000)] {
+        for how in 0..3 {
+            let c = opts.create(dir.path().join("big.dfc"), cap).unwrap();
+            c.put(b"small", &value(1, 1000, 0)).unwrap();
+            for version in 0..3u64 {
+                let v = value(7, n, version);
+                match how {
+                    0 => c.put(b"k", &v).unwrap(),
+                    1 => c.put_with_meta(b"k", &v, b"meta").unwrap(),
+                    _ => {
+                        c.put_stream(b"k", std::io::Cursor::new(&v)).unwrap();
+                    }
+                }
+                assert_eq!(c.get(b"k").unwrap().unwrap().to_vec(), v, "{cap} {how}");
+            }
+            assert!(c.verify().unwrap().is_ok());
+            // set_meta must not make room by dropping its own entry.
+            match c.set_meta(b"k", &vec![3u8; 60_000]) {
+                Ok(present) => assert!(present),
+                Err(dfcache::Error::NoSpace { .. }) => {}
+                Err(e) => panic!("set_meta: {e}"),
+            }
+            assert!(c.contains_key(b"k").unwrap(), "set_meta dropped the entry");
+            c.flush().unwrap();
+            assert!(c.verify().unwrap().is_ok());
+        }
+    }
+}

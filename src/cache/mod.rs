@@ -298,6 +298,10 @@ pub(crate) struct Writer {
     /// releases its space; evicting it would count a replacement as an
     /// eviction).
     pub protect: Option<Vec<u8>>,
+    /// Whether the write under way replaces the whole entry of `protect`
+    /// (a put, not `set_meta`): then, as a last resort, that entry may be
+    /// evicted ([`DatasetFileCache::evict_replaced`]).
+    pub replacing: bool,
 }
 
 /// A persistent, size-capped cache in one file.
@@ -378,6 +382,7 @@ impl DatasetFileCache {
                 bytes_evicted: 0,
                 header_stale,
                 protect: None,
+                replacing: false,
             })
         };
         Ok(DatasetFileCache {

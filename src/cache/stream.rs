@@ -31,7 +31,10 @@ impl DatasetFileCache {
     /// Stores the bytes `src` yields under `key`, in frames of 1 MiB (each
     /// zstd-compressed when that pays), using constant memory whatever the
     /// length. The entry appears only when `src` is exhausted; other writes
-    /// wait until then (readers do not). Returns the value's length.
+    /// wait until then (readers do not, and see the old value). Room is
+    /// made as for [`put`](Self::put): when nothing else is left, the old
+    /// value of `key` is evicted, and readers then miss it until the
+    /// stream ends. Returns the value's length.
     ///
     /// # Errors
     /// [`Error::Io`] when `src` fails (nothing is stored); as
@@ -53,7 +56,7 @@ impl DatasetFileCache {
         check_key(key)?;
         check_meta_len(meta)?;
         self.with_writer(|w| {
-            w.protect = Some(key.to_vec());
+            (w.protect, w.replacing) = (Some(key.to_vec()), true);
             let mut frames: Vec<Chunk> = Vec::new();
             let r = self.stream_frames(w, &mut src, &mut frames);
             let r = r.and_then(|total| {
@@ -65,7 +68,7 @@ impl DatasetFileCache {
                     self.store.release(&mut w.txn, f.off);
                 }
             }
-            w.protect = None;
+            (w.protect, w.replacing) = (None, false);
             r
         })
     }
@@ -130,7 +133,7 @@ impl DatasetFileCache {
                     if committed {
                         self.commit_locked(w, false)?;
                     }
-                    if evicted == 0 && !committed {
+                    if evicted == 0 && !committed && !self.evict_replaced(w)? {
                         break;
                     }
                 }

@@ -78,7 +78,10 @@ impl DatasetFileCache {
     /// `get` at once; durable after [`flush`](crate::Flushable::flush).
     ///
     /// On a cache with a maximum file size, least recently used entries are
-    /// evicted to make room.
+    /// evicted to make room. When nothing else is left, the old entry of
+    /// `key` goes too (the put replaces it anyway): a value that fits the
+    /// cache alone but not beside its old version is stored; should the
+    /// put still fail, `key` is then absent.
     ///
     /// # Errors
     /// [`Error::InvalidKey`]; [`Error::ReadOnly`]; [`Error::ValueTooLarge`]
@@ -170,9 +173,9 @@ impl DatasetFileCache {
             _ => None,
         };
         self.with_writer(|w| {
-            w.protect = Some(key.to_vec());
+            (w.protect, w.replacing) = (Some(key.to_vec()), true);
             let r = self.put_locked(w, key, payload, meta, encoded);
-            w.protect = None;
+            (w.protect, w.replacing) = (None, false);
             r
         })
     }
@@ -745,6 +748,25 @@ impl DatasetFileCache {
         Ok(())
     }
 
+    /// The last resort of a write that finds no room: evicts the old entry
+    /// of the key being written (which eviction otherwise spares, since the
+    /// write replaces it anyway) and commits. Without this, a value that
+    /// fits the cache alone but not beside its old version would fail with
+    /// nothing else left to evict. Returns whether there was such an entry.
+    pub(crate) fn evict_replaced(&self, w: &mut Writer) -> Result<bool> {
+        if !w.replacing {
+            return Ok(false);
+        }
+        let Some(key) = w.protect.take() else {
+            return Ok(false);
+        };
+        if self.remove_locked(w, &key, Why::Evicted)?.is_none() {
+            return Ok(false);
+        }
+        self.commit_locked(w, false)?;
+        Ok(true)
+    }
+
     /// Allocates `len` bytes as `kind`, evicting and committing as needed;
     /// with `kind` `None` reserves them instead: a commit made meanwhile (to
     /// find room for a later part of the same entry) does not record them,
@@ -781,6 +803,10 @@ impl DatasetFileCache {
             // releases what this transaction freed before); a second one
             // cannot (readers' hits alone keep dirtying the transaction).
             if evicted == 0 && std::mem::replace(&mut idle, true) {
+                if self.evict_replaced(w)? {
+                    idle = false;
+                    continue;
+                }
                 return Err(Error::NoSpace {
                     detail: if w.txn.alloc.quarantine.is_empty() {
                         format!("no room for {len} bytes and nothing left to evict")
