@@ -584,6 +584,10 @@ pub mod sim {
         pub after: Snap,
         /// Keys the cache dropped on its own (eviction) during the operation.
         pub evicted: BTreeSet<Vec<u8>>,
+        /// The key a put replaces: a commit made during the put may lack it
+        /// (with nothing else left to evict, a put evicts its key's old
+        /// entry, spec §11.5).
+        pub replaced: Option<Vec<u8>>,
         /// Whether the operation ends with everything durable (flush, clear,
         /// settings, drop): the newest commit then equals `after`.
         pub durable: bool,
@@ -612,6 +616,7 @@ pub mod sim {
                 let ok = got == self.before.entries.get(k)
                     || got == self.after.entries.get(k)
                     || (got.is_none() && self.evicted.contains(k))
+                    || (got.is_none() && self.replaced.as_ref() == Some(k))
                     || (got.is_none() && self.what == "clear");
                 if !ok {
                     return Err(format!(
@@ -676,6 +681,7 @@ pub mod sim {
                     before: model.clone(),
                     after: model.clone(),
                     evicted: Default::default(),
+                    replaced: None,
                     durable: true,
                 }],
                 model,
@@ -699,6 +705,18 @@ pub mod sim {
             &mut self,
             what: String,
             durable: bool,
+            f: impl FnOnce(&mut Harness) -> Result<(), String>,
+        ) -> Result<(), String> {
+            self.step_replacing(what, durable, None, f)
+        }
+
+        /// [`step`](Self::step) for a put that replaces the entry of
+        /// `replaced`.
+        fn step_replacing(
+            &mut self,
+            what: String,
+            durable: bool,
+            replaced: Option<Vec<u8>>,
             f: impl FnOnce(&mut Harness) -> Result<(), String>,
         ) -> Result<(), String> {
             let start = self.log_len();
@@ -743,6 +761,7 @@ pub mod sim {
                 before,
                 after: self.model.clone(),
                 evicted,
+                replaced,
                 durable,
             });
             Ok(())
@@ -774,9 +793,10 @@ pub mod sim {
             v: &[u8],
             f: impl FnOnce(&DatasetFileCache) -> crate::Result<()>,
         ) -> Result<(), String> {
-            self.step(
+            self.step_replacing(
                 format!("{what} {}", String::from_utf8_lossy(k)),
                 false,
+                Some(k.to_vec()),
                 |h| {
                     match f(h.c()) {
                         Ok(()) => {
@@ -925,6 +945,7 @@ pub mod sim {
                 before: s.clone(),
                 after: s,
                 evicted: Default::default(),
+                replaced: None,
                 durable: true,
             }];
             let b = RecordingBackend::open(&self.path, self.log.clone())
