@@ -156,6 +156,19 @@ fn a_spilled_page_written_again_is_checked_once() {
     replay_spilling("bug7-rewritten-spilled-page-check");
 }
 
+/// Lowering the cap right after a put replaced a large value: the space
+/// the old value held was freed in the open transaction, so it counted as
+/// free but stayed quarantined until a commit. Nothing evicted (the live
+/// data fitted), nothing committed before the moves below the new cap,
+/// and the commit found no page there for its dirty nodes: the handle was
+/// poisoned with "no page for a dirty node at commit", losing the puts not
+/// yet flushed. Found by the `ops` fuzz target (spilling mode, multi-extent
+/// puts), replayed as is.
+#[test]
+fn lowering_the_cap_commits_space_a_replaced_value_freed() {
+    replay_spilling("bug9-lower-cap-with-a-replaced-value-quarantined");
+}
+
 /// Replays input `name` of the `ops` fuzz corpus, which must run in the
 /// target's spilling mode.
 fn replay_spilling(name: &str) {

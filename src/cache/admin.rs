@@ -195,8 +195,8 @@ impl DatasetFileCache {
         self.commit_locked(w, false)
     }
 
-    /// Bytes held by extents (live data, indexes, and space freed but not
-    /// yet committed).
+    /// Bytes held by extents (live data and indexes). Space freed but not
+    /// yet committed counts as free here, though it is not reusable yet.
     fn used_bytes(w: &Writer) -> u64 {
         let a = &w.txn.alloc;
         a.file_len.saturating_sub(DATA_START + a.free_bytes)
@@ -223,6 +223,14 @@ impl DatasetFileCache {
                     detail: format!("{used} bytes in use cannot be made to fit in {max}"),
                 });
             }
+        }
+        // Space this transaction freed (a replaced value, say) counts as
+        // free in `used_bytes` but stays quarantined until a commit: commit
+        // now, while the whole file is still usable, so that the moves and
+        // the commit below find it below `max`.
+        if !w.txn.alloc.quarantine.is_empty() {
+            self.commit_locked(w, false)?;
+            self.store.wait_for_readers(&mut w.txn);
         }
         // From here on nothing may be placed past `max` (the evictions
         // above could still use the whole file).
