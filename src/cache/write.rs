@@ -174,25 +174,15 @@ impl DatasetFileCache {
         };
         self.with_writer(|w| {
             (w.protect, w.replacing) = (Some(key.to_vec()), true);
-            let r = self.put_locked(w, key, payload, meta, encoded);
+            // The entry's extents are reserved until it is installed (a
+            // commit for room in between must not record them unowned).
+            let r = self.headroom(w).and_then(|()| {
+                self.with_held(w, |w, held| {
+                    self.put_parts(w, key, payload, meta, encoded, held)
+                })
+            });
             (w.protect, w.replacing) = (None, false);
             r
-        })
-    }
-
-    fn put_locked(
-        &self,
-        w: &mut Writer,
-        key: &[u8],
-        payload: Payload<'_>,
-        meta: Option<&[u8]>,
-        encoded: Option<(Codec, Option<Vec<u8>>, u32)>,
-    ) -> Result<()> {
-        self.headroom(w)?;
-        // The entry's extents are reserved until it is installed (a commit
-        // for room in between must not record them unowned).
-        self.with_held(w, |w, held| {
-            self.put_parts(w, key, payload, meta, encoded, held)
         })
     }
 
