@@ -398,6 +398,29 @@ fn damage_behind_an_open_handle_is_found_by_check_every_read_and_verify() {
     }
 }
 
+/// A handle remembers a checked 4 KiB value by its page; a new value
+/// written into that page later is checked again at its first read, so
+/// damage to it is found (the page's old check must not carry over).
+#[test]
+fn a_new_value_in_the_space_of_a_checked_one_is_checked_again() {
+    let (_dir, p, c, v) = one_value(false, 4096);
+    assert_eq!(c.get(b"k").unwrap().unwrap().to_vec(), v);
+    let at = fs::read(&p)
+        .unwrap()
+        .windows(v.len())
+        .position(|w| w == v.as_slice())
+        .unwrap();
+    c.remove(b"k").unwrap();
+    c.flush().unwrap();
+    let w: Vec<u8> = (0..4096u32).map(|i| (i * 13 % 241) as u8 ^ 0x5a).collect();
+    c.put(b"j", &w).unwrap();
+    c.flush().unwrap();
+    let at_w = damage_value(&p, &w);
+    assert_eq!(at_w, at, "the new value should reuse the freed page");
+    assert!(c.get(b"j").unwrap().is_none(), "damaged value served");
+    assert_eq!(c.stats().unwrap().corrupt_drops, 1);
+}
+
 /// The same for a value small enough to be stored inline in its index
 /// page, whose checksum is the page's (format version 2 on): a handle that
 /// checks every read checks the page again, read-only handles too.

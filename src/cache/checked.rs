@@ -3,15 +3,26 @@
 //! Checking the crc32 of a 4 KiB value costs about as much as the rest of
 //! a `get` together, so a read-write handle remembers the extents it has
 //! checked and does not check them again (spec §9, "Checking checksums once").
-//! An entry is a 64-bit tag of (offset, stored length, crc32): extents are
-//! never rewritten in place, and a new extent at a reused offset either
-//! carries its own crc (another tag) or the very bytes that crc was
-//! computed over, so the table never needs invalidating. A lost entry only
-//! costs a re-check: the table is a fixed set-associative array where a
-//! newcomer overwrites an old tag of its bucket.
+//!
+//! An extent that starts on a page boundary (every value whose stored
+//! length rounds to whole pages, so all 4 KiB and larger raw values) is
+//! remembered by one bit per page, kept with the mapping: a few KiB for a
+//! file of a GiB, so the lookup stays in the CPU's cache, where a table of
+//! tags for the same extents would cost a cache miss per `get`. The storage
+//! layer forgets a page's bit whenever it writes into that page.
+//!
+//! Other extents are remembered by a 64-bit tag of (offset, stored length,
+//! crc32): extents are never rewritten in place, and a new extent at a
+//! reused offset either carries its own crc (another tag) or the very bytes
+//! that crc was computed over, so those tags never need forgetting. A lost
+//! tag only costs a re-check: the table is a fixed set-associative array
+//! where a newcomer overwrites an old tag of its bucket.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
+
+use crate::header::PAGE;
+use crate::storage::Snapshot;
 
 /// Tags per bucket: one 64-byte cache line.
 const WAYS: usize = 8;
@@ -107,14 +118,22 @@ impl Checked {
         }
     }
 
-    /// Whether the extent `off..off+len` was checked against `crc`.
-    pub(crate) fn contains(&self, off: u64, len: u64, crc: u32) -> bool {
+    /// Whether the extent `off..off+len` of `snap` was checked against
+    /// `crc`.
+    pub(crate) fn contains(&self, snap: &Snapshot, off: u64, len: u64, crc: u32) -> bool {
+        if off.is_multiple_of(PAGE) {
+            return snap.extent_checked(off);
+        }
         self.table(off, len).contains(Self::tag(off, len, crc))
     }
 
-    /// Records that the extent `off..off+len` matched `crc`.
-    pub(crate) fn insert(&self, off: u64, len: u64, crc: u32) {
-        self.table(off, len).insert(Self::tag(off, len, crc));
+    /// Records that the extent `off..off+len` of `snap` matched `crc`.
+    pub(crate) fn insert(&self, snap: &Snapshot, off: u64, len: u64, crc: u32) {
+        if off.is_multiple_of(PAGE) {
+            snap.set_extent_checked(off);
+        } else {
+            self.table(off, len).insert(Self::tag(off, len, crc));
+        }
     }
 }
 
@@ -122,15 +141,26 @@ impl Checked {
 mod tests {
     use super::*;
 
+    // Page-aligned extents use the mapping's bits (tested through the
+    // library in tests/file.rs); these tests cover the table of tags.
+    impl Checked {
+        fn has(&self, off: u64, len: u64, crc: u32) -> bool {
+            self.table(off, len).contains(Self::tag(off, len, crc))
+        }
+        fn add(&self, off: u64, len: u64, crc: u32) {
+            self.table(off, len).insert(Self::tag(off, len, crc));
+        }
+    }
+
     #[test]
     fn remembers_what_was_inserted_and_nothing_else() {
         let c = Checked::default();
-        assert!(!c.contains(4096, 4096, 7));
-        c.insert(4096, 4096, 7);
-        assert!(c.contains(4096, 4096, 7));
-        assert!(!c.contains(4096, 4096, 8));
-        assert!(!c.contains(4096, 4080, 7));
-        assert!(!c.contains(4112, 4096, 7));
+        assert!(!c.has(4096, 4096, 7));
+        c.add(4096, 4096, 7);
+        assert!(c.has(4096, 4096, 7));
+        assert!(!c.has(4096, 4096, 8));
+        assert!(!c.has(4096, 4080, 7));
+        assert!(!c.has(4112, 4096, 7));
     }
 
     #[test]
@@ -140,17 +170,17 @@ mod tests {
         // keeps some, and nothing it was not given.
         let n = 1u64 << 16;
         for i in 0..n {
-            c.insert(i * 16, 16, i as u32);
+            c.add(i * 16, 16, i as u32);
         }
-        let kept = (0..n).filter(|&i| c.contains(i * 16, 16, i as u32)).count();
+        let kept = (0..n).filter(|&i| c.has(i * 16, 16, i as u32)).count();
         assert!(kept > 0 && kept <= 512 * WAYS, "{kept}");
-        assert!(!c.contains(16, 16, 0));
+        assert!(!c.has(16, 16, 0));
         assert!(
             c.large.tags.get().is_none(),
             "a small file needs no large table"
         );
-        c.insert(SMALL_SPAN, 4096, 1);
-        assert!(c.contains(SMALL_SPAN, 4096, 1));
-        assert!(!c.contains(SMALL_SPAN, 4096, 2));
+        c.add(SMALL_SPAN, 4096, 1);
+        assert!(c.has(SMALL_SPAN, 4096, 1));
+        assert!(!c.has(SMALL_SPAN, 4096, 2));
     }
 }

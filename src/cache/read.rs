@@ -393,13 +393,13 @@ impl DatasetFileCache {
                     .bytes(off, len, limit)
                     .ok_or_else(|| bad(off, "extent lies past the end of the file"))?;
                 match &self.checked {
-                    Some(c) if c.contains(off, len, r.crc) => {}
+                    Some(c) if c.contains(snap, off, len, r.crc) => {}
                     checked => {
                         if crc32fast::hash(s) != r.crc {
                             return Err(bad(off, "value fails its checksum"));
                         }
                         if let Some(c) = checked {
-                            c.insert(off, len, r.crc);
+                            c.insert(snap, off, len, r.crc);
                         }
                     }
                 }

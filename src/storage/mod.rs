@@ -156,6 +156,21 @@ impl Snapshot {
         }
     }
 
+    /// Whether the value extent starting at `page` (a multiple of 4096)
+    /// passed its checksum through this handle since the writer last wrote
+    /// into that page (spec §9, "Checking checksums once"). Shares the
+    /// per-page bits of node checks: a page holds one or the other, and
+    /// every write into a page forgets it.
+    pub(crate) fn extent_checked(&self, page: u64) -> bool {
+        self.mapping.is_verified(page)
+    }
+
+    /// Records that the value extent starting at `page` passed its
+    /// checksum; see [`extent_checked`](Self::extent_checked).
+    pub(crate) fn set_extent_checked(&self, page: u64) {
+        self.mapping.set_verified(page);
+    }
+
     /// Bytes `off..off+len` of the file, if inside the mapping and below
     /// `limit`.
     pub(crate) fn bytes(&self, off: u64, len: u64, limit: u64) -> Option<&[u8]> {
@@ -661,6 +676,10 @@ impl Store {
         data: &[&[u8]],
     ) -> Result<(bool, u32)> {
         self.writable(txn)?;
+        // Checks remembered for the pages written are void (readers cannot
+        // reach these bytes before the caller publishes them).
+        let total: usize = data.iter().map(|d| d.len()).sum();
+        txn.base.mapping.clear_verified(off, total as u64);
         let mut at = off;
         let mut h = crc32fast::Hasher::new();
         for d in data {
