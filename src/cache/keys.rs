@@ -66,8 +66,9 @@ pub(crate) fn batch_start<'k>(prefix: &'k [u8], after: Option<&'k [u8]>) -> Boun
     }
 }
 
-/// (key, record bytes) pairs copied out of the primary index.
-pub(crate) type RawEntries = Vec<(Vec<u8>, Vec<u8>)>;
+/// (key, record bytes) pairs copied out of the primary index. Records are
+/// short: kept inline, they cost no allocation each.
+pub(crate) type RawEntries = Vec<(Vec<u8>, smallvec::SmallVec<[u8; 32]>)>;
 
 /// Up to `max` (key, record) pairs of the primary index read through `rd`
 /// whose keys start with `prefix`, after `after` (or from the start).
@@ -84,7 +85,7 @@ pub(crate) fn raw_batch(
     max: usize,
     recheck: Option<&Snapshot>,
 ) -> Result<RawEntries> {
-    let mut raw = Vec::new();
+    let mut raw = Vec::with_capacity(max.min(BATCH));
     let mut checked_page = None;
     rd.scan(batch_start(prefix, after), |k, v| {
         if !k.starts_with(prefix) {
@@ -93,7 +94,7 @@ pub(crate) fn raw_batch(
         if let Some(snap) = recheck {
             snap.recheck_node_once(v, &mut checked_page)?;
         }
-        raw.push((k.to_vec(), v.to_vec()));
+        raw.push((k.to_vec(), smallvec::SmallVec::from_slice(v)));
         Ok(raw.len() < max)
     })?;
     Ok(raw)

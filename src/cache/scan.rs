@@ -133,7 +133,7 @@ impl DatasetFileCache {
                 }
                 // The record is a copy: inline values come back as ranges
                 // of it.
-                let rec: Arc<[u8]> = Arc::from(rec);
+                let rec: Arc<[u8]> = Arc::from(&rec[..]);
                 let found = Found::Overlay(rec.clone());
                 let limit = view.snap.record.file_len;
                 let v = match self.value_of(&view.snap, &r, &rec, &found, limit)? {
