@@ -740,16 +740,25 @@ impl Node {
                 }
             }
         }
-        // Greedy: fill each piece as far as it goes.
+        // Greedy: fill each piece as far as it goes. A piece's size only
+        // grows with its end, so the end is found by bisection (a linear
+        // walk made every split of a full node quadratic).
         let mut cuts = Vec::new();
         let mut a = 0;
         while a < n && !fits(a, n) {
-            let mut b = a + 1;
-            while next(b + 1) < n && fits(a, b + 1) {
-                b += 1;
+            // The last end that leaves a key for the next piece.
+            let last = if leaf { n - 1 } else { n.saturating_sub(2) };
+            let (mut lo, mut hi) = (a + 1, last.max(a + 1));
+            while lo < hi {
+                let mid = lo + (hi - lo).div_ceil(2);
+                if fits(a, mid) {
+                    lo = mid;
+                } else {
+                    hi = mid - 1;
+                }
             }
-            cuts.push(b);
-            a = next(b);
+            cuts.push(lo);
+            a = next(lo);
         }
         cuts
     }
@@ -1142,6 +1151,66 @@ mod tests {
             }
         }
         assert_eq!(&shortest_separator(b"abc", b"abzzz")[..], b"abz");
+    }
+
+    /// The bisecting greedy split cuts where a linear walk would.
+    #[test]
+    fn greedy_split_points_match_a_linear_walk() {
+        let linear = |n: &Node| {
+            let len = n.len();
+            let next = |b: usize| if n.is_leaf() { b } else { b + 1 };
+            let mut cuts = Vec::new();
+            let mut a = 0;
+            while a < len && n.range_len(a, len) > NODE_SIZE {
+                let mut b = a + 1;
+                while next(b + 1) < len && n.range_len(a, b + 1) <= NODE_SIZE {
+                    b += 1;
+                }
+                cuts.push(b);
+                a = next(b);
+            }
+            cuts
+        };
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut rnd = |m: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % m
+        };
+        let mut many_cuts = 0;
+        for case in 0..300 {
+            let level = (case % 2) as u8;
+            let mut n = Node::new(level);
+            let count = 2 + rnd(400) as usize;
+            let klen = 1 + rnd(40) as usize;
+            let vlen = rnd(60) as usize;
+            let mut keys: Vec<Vec<u8>> = (0..count)
+                .map(|_| {
+                    let l = if rnd(4) == 0 {
+                        1 + rnd(60) as usize
+                    } else {
+                        klen
+                    };
+                    (0..l).map(|_| rnd(3) as u8).collect()
+                })
+                .collect();
+            keys.sort();
+            keys.dedup();
+            for (i, k) in keys.iter().enumerate() {
+                if level == 0 {
+                    let l = if rnd(4) == 0 { rnd(200) as usize } else { vlen };
+                    n.insert_entry(i, k, &vec![7u8; l]);
+                } else {
+                    n.keys.push(Bytes::from_slice(k));
+                }
+            }
+            n.recount();
+            let cuts = n.split_points(true);
+            assert_eq!(cuts, linear(&n), "case {case}");
+            many_cuts += usize::from(cuts.len() > 1);
+        }
+        assert!(many_cuts > 100, "{many_cuts} cases cut more than once");
         assert_eq!(&shortest_separator(b"ab", b"abc")[..], b"abc");
     }
 }
