@@ -171,6 +171,66 @@ fn order_survives_reopen() {
     assert!(c.contains_key(&[0]).unwrap(), "0 was most recently used");
 }
 
+/// A large value that fits the free space only in pieces (once everything
+/// else is evicted, a few index pages are left between free chunks smaller
+/// than it) is stored in chunks that use the pieces, not refused with
+/// NoSpace: nothing holds space there but the cache's own index. Found by
+/// the ops fuzz target (fuzz/corpus/ops/bug10-a-frame-finds-free-space-in-pieces).
+#[test]
+fn a_value_that_fits_only_in_pieces_of_free_space_is_stored_in_chunks() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = OpenOptions::new().sync(false).compression_level(None);
+    for how in [0, 1, 2] {
+        let c = opts
+            .create(dir.path().join(format!("pieces{how}.dfc")), 1536 << 10)
+            .unwrap();
+        c.put(b"k10", &value(10, 64_000, 0)).unwrap();
+        let mut last = Vec::new();
+        for version in 0..24u64 {
+            if version == 10 {
+                c.put(b"k14", &value(14, 5000, 0)).unwrap();
+                c.put(b"k05", &value(5, 63, 0)).unwrap();
+            }
+            // The last one finds no room in one piece: larger than a frame
+            // (1 MiB), it needs two chunks of which the first, of a frame,
+            // found none (0, 1); up to a frame it is one extent (2).
+            let n = match (version, how) {
+                (23, 2) => 1_040_000,
+                (23, _) => 1_176_000,
+                _ => 1_020_000,
+            };
+            last = value(5, n, version);
+            match how {
+                0 => c
+                    .put_stream(b"k05", std::io::Cursor::new(&last))
+                    .map(|_| ()),
+                _ => c.put(b"k05", &last),
+            }
+            .unwrap_or_else(|e| panic!("version {version} ({how}): {e}"));
+        }
+        assert_eq!(c.get(b"k05").unwrap().unwrap().to_vec(), last);
+        // Frames of several sizes: a stream reads and seeks across them.
+        let mut r = c.get_stream(b"k05").unwrap().unwrap();
+        let mut all = Vec::new();
+        std::io::Read::read_to_end(&mut r, &mut all).unwrap();
+        assert_eq!(all, last);
+        for at in [0u64, 700_000, 1_000_000, last.len() as u64 - 10] {
+            std::io::Seek::seek(&mut r, std::io::SeekFrom::Start(at)).unwrap();
+            let mut b = [0u8; 10];
+            std::io::Read::read_exact(&mut r, &mut b).unwrap();
+            assert_eq!(&b[..], &last[at as usize..at as usize + 10], "at {at}");
+        }
+        drop(r);
+        c.flush().unwrap();
+        assert!(c.verify().unwrap().is_ok());
+        drop(c);
+        let c = opts
+            .open(dir.path().join(format!("pieces{how}.dfc")))
+            .unwrap();
+        assert_eq!(c.get(b"k05").unwrap().unwrap().to_vec(), last);
+    }
+}
+
 /// A value that fits the cache alone but not beside the old value of its
 /// key replaces it: once nothing else is left to evict, the old entry goes
 /// first (the write replaces it anyway). `set_meta` keeps the value it

@@ -24,7 +24,7 @@ use crate::cache::slots::{Counters, Note};
 use crate::cache::write::{check_meta_len, inline_meta};
 use crate::cache::{check_key, DatasetFileCache, Writer, CHUNK_RAW};
 use crate::error::{Error, Result};
-use crate::storage::allocator::{align_up, ExtentKind, ALIGN};
+use crate::storage::allocator::ExtentKind;
 use crate::storage::now_ms;
 
 impl DatasetFileCache {
@@ -100,49 +100,11 @@ impl DatasetFileCache {
             if total > max {
                 return Err(Error::ValueTooLarge { size: total, max });
             }
-            let part = &buf[..n];
-            let (codec, out) = codec::compress(part, self.compression_level, &self.backoff)?;
-            let stored = out.as_deref().unwrap_or(part);
-            let off = self.reserve_with_room(w, stored.len() as u64)?;
-            let (remapped, crc) = self.store.write(&mut w.txn, off, &[stored])?;
-            if remapped {
-                self.publish(w);
-            }
-            frames.push(Chunk {
-                off,
-                stored: stored.len() as u32,
-                raw: n as u32,
-                crc,
-                codec,
-            });
+            self.write_chunk(w, &buf[..n], frames)?;
             if n < buf.len() {
                 return Ok(total);
             }
         }
-    }
-
-    /// Reserves room, evicting and committing as needed.
-    fn reserve_with_room(&self, w: &mut Writer, len: u64) -> Result<u64> {
-        for _ in 0..64 {
-            self.make_room(w, align_up(len, ALIGN))?;
-            match self.store.reserve(&mut w.txn, len) {
-                Ok(off) => return Ok(off),
-                Err(Error::NoSpace { .. }) => {
-                    let evicted = self.evict(w, 0, len.max(1 << 20))?;
-                    let committed = !self.store.is_clean(&w.txn);
-                    if committed {
-                        self.commit_locked(w, false)?;
-                    }
-                    if evicted == 0 && !committed && !self.evict_replaced(w)? {
-                        break;
-                    }
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        Err(Error::NoSpace {
-            detail: format!("no room for a {len}-byte frame of a streamed value"),
-        })
     }
 
     /// Claims the frames and puts the entry.

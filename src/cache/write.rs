@@ -56,6 +56,10 @@ pub(crate) const OVERLAY_PER_PAGE: usize = 32;
 /// Pages one entry change may dirty across the four trees it touches.
 const OP_DIRTY_PAGES: u64 = 24;
 
+/// A value or chunk that finds no room in one piece is split into chunks
+/// down to this many raw bytes (see [`DatasetFileCache::write_chunk`]).
+const MIN_SPLIT: usize = 64 << 10;
+
 /// Why an entry is removed.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Why {
@@ -228,17 +232,34 @@ impl DatasetFileCache {
                             stored.len() as u64,
                         )
                     } else {
-                        let (off, crc) =
-                            self.write_reserved(w, &[stored], ExtentKind::Value, held)?;
-                        let len = stored.len() as u64;
-                        (
-                            Body::Extent { off, len },
-                            codec,
-                            crc,
-                            v.len() as u64,
-                            &[][..],
-                            len,
-                        )
+                        match self.write_reserved(w, &[stored], ExtentKind::Value, held) {
+                            Ok((off, crc)) => {
+                                let len = stored.len() as u64;
+                                (
+                                    Body::Extent { off, len },
+                                    codec,
+                                    crc,
+                                    v.len() as u64,
+                                    &[][..],
+                                    len,
+                                )
+                            }
+                            // No room in one piece even with everything
+                            // evictable gone: the free space lies between
+                            // index pages. Chunks can use the pieces.
+                            Err(Error::NoSpace { .. }) if v.len() > MIN_SPLIT => {
+                                let (off, len, crc, total) = self.write_chunked(w, v, held)?;
+                                (
+                                    Body::Chunked { off, len },
+                                    Codec::Raw,
+                                    crc,
+                                    v.len() as u64,
+                                    &[][..],
+                                    total,
+                                )
+                            }
+                            Err(e) => return Err(e),
+                        }
                     }
                 }
             };
@@ -436,23 +457,59 @@ impl DatasetFileCache {
     ) -> Result<(u64, u64, u32, u64)> {
         self.check_fits(w, v.len() as u64)?;
         let mut chunks = Vec::with_capacity(v.len().div_ceil(CHUNK_RAW as usize));
-        let mut total = 0;
+        let mut r = Ok(());
         for part in v.chunks(CHUNK_RAW as usize) {
-            let (codec, out) = codec::compress(part, self.compression_level, &self.backoff)?;
-            let stored = out.as_deref().unwrap_or(part);
-            let (off, crc) = self.write_reserved(w, &[stored], ExtentKind::Value, held)?;
-            total += stored.len() as u64;
-            chunks.push(Chunk {
-                off,
-                stored: stored.len() as u32,
-                raw: part.len() as u32,
-                crc,
-                codec,
-            });
+            r = self.write_chunk(w, part, &mut chunks);
+            if r.is_err() {
+                break;
+            }
         }
+        // Reserved chunks are released with the rest if anything fails.
+        held.extend(
+            chunks
+                .iter()
+                .map(|c| (c.off, u64::from(c.stored), ExtentKind::Value)),
+        );
+        r?;
+        let total: u64 = chunks.iter().map(|c| u64::from(c.stored)).sum();
         let table = encode_chunk_table(&chunks, v.len() as u64);
         let (off, crc) = self.write_reserved(w, &[&table], ExtentKind::ChunkTable, held)?;
         Ok((off, table.len() as u64, crc, total + table.len() as u64))
+    }
+
+    /// Compresses `part` and writes it into reserved space as one chunk,
+    /// appended to `chunks` (the caller claims or releases them). When no
+    /// room for it in one piece can be made (everything evictable is gone
+    /// and the free space lies between index pages), it is stored as two
+    /// chunks of half its raw bytes each, and so on down to [`MIN_SPLIT`]:
+    /// chunks may have any raw length up to 1 MiB (spec §11.3). Errors as
+    /// the allocation ([`Error::NoSpace`]) or the compression.
+    pub(crate) fn write_chunk(
+        &self,
+        w: &mut Writer,
+        part: &[u8],
+        chunks: &mut Vec<Chunk>,
+    ) -> Result<()> {
+        let (codec, out) = codec::compress(part, self.compression_level, &self.backoff)?;
+        let stored = out.as_deref().unwrap_or(part);
+        match self.write_into(w, &[stored], None) {
+            Ok((off, crc)) => {
+                chunks.push(Chunk {
+                    off,
+                    stored: stored.len() as u32,
+                    raw: part.len() as u32,
+                    crc,
+                    codec,
+                });
+                Ok(())
+            }
+            Err(Error::NoSpace { .. }) if part.len() > MIN_SPLIT => {
+                let (a, b) = part.split_at(part.len() / 2);
+                self.write_chunk(w, a, chunks)?;
+                self.write_chunk(w, b, chunks)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Removes `key` with the writer lock held; returns its record.
