@@ -854,11 +854,43 @@ pub mod sim {
             })
         }
 
-        /// `flush`.
+        /// `flush`, then a [`check_scan`](Self::check_scan).
         pub fn flush(&mut self) -> Result<(), String> {
             self.step("flush".into(), true, |h| {
                 h.c().flush().map_err(|e| format!("flush: {e}"))
-            })
+            })?;
+            self.check_scan()
+        }
+
+        /// `scan` of every entry against the model: the same keys in the
+        /// same order, with the same values. A scan is not a use, so it
+        /// changes nothing a later operation sees.
+        pub fn check_scan(&self) -> Result<(), String> {
+            let Some(c) = &self.cache else {
+                return Ok(());
+            };
+            let name = |k: &[u8]| String::from_utf8_lossy(k).into_owned();
+            let mut want = self.model.entries.iter();
+            for e in c.scan(b"").map_err(|e| format!("scan: {e}"))? {
+                let (k, v) = e.map_err(|e| format!("scan: {e}"))?;
+                match want.next() {
+                    Some((mk, mv)) if *mk == k && mv[..] == v[..] => {}
+                    Some((mk, mv)) => {
+                        return Err(format!(
+                            "scan: {} ({} bytes) where the model has {} ({} bytes)",
+                            name(&k),
+                            v.len(),
+                            name(mk),
+                            mv.len()
+                        ))
+                    }
+                    None => return Err(format!("scan: {} is not in the model", name(&k))),
+                }
+            }
+            match want.next() {
+                Some((mk, _)) => Err(format!("scan: {} is missing", name(mk))),
+                None => Ok(()),
+            }
         }
 
         /// `clear`.
@@ -1373,6 +1405,7 @@ pub fn ops(data: &[u8]) {
     }
     h.flush().unwrap_or_else(|e| panic!("final flush: {e}"));
     h.reopen().unwrap_or_else(|e| panic!("final reopen: {e}"));
+    h.check_scan().unwrap_or_else(|e| panic!("final scan: {e}"));
     let rep = h.c().verify().expect("verify");
     let p = sim::problems_of(&rep);
     assert!(p.is_empty(), "verify: {p:?}");
