@@ -27,6 +27,8 @@ enum Op {
     RemoveGroup(Vec<u8>),
     StreamGroup(Vec<u8>),
     Groups,
+    /// Entries whose key starts with the prefix, with their values.
+    Scan(Vec<u8>),
 }
 
 /// Longest metadata `put_with_meta` and `set_meta` accept.
@@ -90,6 +92,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => group_name().prop_map(Op::RemoveGroup),
         2 => group_name().prop_map(Op::StreamGroup),
         1 => Just(Op::Groups),
+        2 => (key(), 0usize..6).prop_map(|(k, n)| Op::Scan(k[..n.min(k.len())].to_vec())),
     ]
 }
 
@@ -247,6 +250,19 @@ fn run(ops: Vec<Op>) {
                     .collect();
                 assert_eq!(c.groups_with_prefix(b"g1").unwrap(), g1);
             }
+            Op::Scan(p) => {
+                let got: Pairs = c
+                    .scan(&p)
+                    .unwrap()
+                    .map(|r| r.map(|(k, v)| (k, v.to_vec())).unwrap())
+                    .collect();
+                let want: Pairs = model
+                    .iter()
+                    .filter(|(k, _)| k.starts_with(&p))
+                    .map(|(k, (v, _))| (k.clone(), v.clone()))
+                    .collect();
+                assert_eq!(got, want, "scan {p:?}");
+            }
         }
     }
     // Final full check after a reopen.
@@ -263,6 +279,16 @@ fn run(ops: Vec<Op>) {
     assert_eq!(c.groups().unwrap().len(), groups.len());
     let keys: Vec<Vec<u8>> = c.keys().unwrap().map(|k| k.unwrap()).collect();
     assert_eq!(keys, model.keys().cloned().collect::<Vec<_>>());
+    let scanned: Pairs = c
+        .scan(b"")
+        .unwrap()
+        .map(|r| r.map(|(k, v)| (k, v.to_vec())).unwrap())
+        .collect();
+    let want: Pairs = model
+        .iter()
+        .map(|(k, (v, _))| (k.clone(), v.clone()))
+        .collect();
+    assert_eq!(scanned, want, "final scan");
     let report = c.verify().unwrap();
     assert!(report.is_ok(), "{:#?}", report.problems);
     assert_eq!(report.entries, model.len() as u64);
