@@ -231,6 +231,38 @@ fn a_value_that_fits_only_in_pieces_of_free_space_is_stored_in_chunks() {
     }
 }
 
+/// A value whose room only the old version of its own key could make (the
+/// rest of the cache is small) must leave the pages the next commit
+/// needs. It used to take them: the commit after it, with the old
+/// version's space still held by the transaction, found no page for its
+/// dirty index nodes and poisoned the handle. Found by the ops fuzz target
+/// (fuzz/corpus/ops/bug11-a-value-took-the-pages-of-the-next-commit).
+#[test]
+fn a_value_never_takes_the_pages_the_next_commit_needs() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = OpenOptions::new().sync(false).compression_level(None);
+    // Sizes around the one where the room left beside the old version
+    // falls between the value and the value plus a commit's pages.
+    for n in (1_000_000..=1_048_000).step_by(4_000) {
+        for how in 0..2 {
+            let c = opts.create(dir.path().join("headroom.dfc"), CAP).unwrap();
+            c.put(b"k10", &value(10, 64_000, 0)).unwrap();
+            for version in 0..3u64 {
+                let v = value(5, n, version);
+                match how {
+                    0 => c.put_stream(b"k05", std::io::Cursor::new(&v)).map(|_| ()),
+                    _ => c.put(b"k05", &v),
+                }
+                .unwrap_or_else(|e| panic!("{n} bytes, version {version} ({how}): {e}"));
+                c.put(b"k55", &value(55, 2500, version))
+                    .unwrap_or_else(|e| panic!("small put after {n} bytes ({how}): {e}"));
+            }
+            c.flush().unwrap();
+            assert!(c.verify().unwrap().is_ok());
+        }
+    }
+}
+
 /// A value that fits the cache alone but not beside the old value of its
 /// key replaces it: once nothing else is left to evict, the old entry goes
 /// first (the write replaces it anyway). `set_meta` keeps the value it

@@ -827,12 +827,23 @@ impl DatasetFileCache {
         let mut extra = len16.max(64 << 10);
         let mut idle = false;
         loop {
-            let got = match kind {
-                Some(k) => self.store.alloc(&mut w.txn, len, k),
-                None => self.store.reserve(&mut w.txn, len),
-            };
-            match got {
-                Ok(off) => return Ok(off),
+            match self.store.reserve(&mut w.txn, len) {
+                // Under a cap the room must leave what the next commit
+                // needs: when nothing was evictable, make_room left the
+                // decision to the allocation, and a value that took those
+                // pages made the commit after it impossible (the handle
+                // was poisoned, "no page for a dirty node at commit").
+                Ok(off)
+                    if w.txn.alloc.cap != 0 && !self.store.has_room(&w.txn, 0, OP_DIRTY_PAGES) =>
+                {
+                    self.store.release(&mut w.txn, off);
+                }
+                Ok(off) => {
+                    if let Some(k) = kind {
+                        self.store.claim(&mut w.txn, off, len, k)?;
+                    }
+                    return Ok(off);
+                }
                 Err(Error::NoSpace { .. }) => {}
                 Err(e) => return Err(e),
             }
@@ -923,7 +934,9 @@ impl DatasetFileCache {
             // not in whole pages, freeing more lets neighbours merge.
             if self.evict(w, want(w, &self.store), slack)? == 0 {
                 // Nothing evictable; what remains is pinned by readers or
-                // bookkeeping. Let the allocation decide.
+                // bookkeeping, or the old version of the key being written.
+                // Let the allocation decide (take_with_room keeps it from
+                // taking the pages a commit needs).
                 return Ok(());
             }
             self.commit_locked(w, false)?;
