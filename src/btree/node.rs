@@ -492,7 +492,9 @@ impl<'a> NodeView<'a> {
             return Ok(None);
         }
         let x = head8(rest).clamp(a, b);
-        let g = u128::from(x - a) * last as u128 / u128::from(b - a);
+        // In floating point: a 128-bit integer division costs more than
+        // the probes the guess saves in a small node.
+        let g = (x - a) as f64 / (b - a) as f64 * last as f64;
         Ok(Some((g as usize).min(last)))
     }
 
