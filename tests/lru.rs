@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use dfcache::{Flushable, OpenOptions};
+use dfcache::{DatasetFileCache, Flushable, OpenOptions};
 use proptest::prelude::*;
 
 const CAP: u64 = 2 << 20;
@@ -27,6 +27,15 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::Flush),
         1 => Just(Op::Reopen),
     ]
+}
+
+/// Stores `v` under `k` with `put_stream` or with `put`.
+fn put_by(c: &DatasetFileCache, stream: bool, k: &[u8], v: &[u8]) -> dfcache::Result<()> {
+    if stream {
+        c.put_stream(k, std::io::Cursor::new(v)).map(|_| ())
+    } else {
+        c.put(k, v)
+    }
 }
 
 fn value(k: u8, n: usize, version: u64) -> Vec<u8> {
@@ -200,13 +209,8 @@ fn a_value_that_fits_only_in_pieces_of_free_space_is_stored_in_chunks() {
                 _ => 1_020_000,
             };
             last = value(5, n, version);
-            match how {
-                0 => c
-                    .put_stream(b"k05", std::io::Cursor::new(&last))
-                    .map(|_| ()),
-                _ => c.put(b"k05", &last),
-            }
-            .unwrap_or_else(|e| panic!("version {version} ({how}): {e}"));
+            put_by(&c, how == 0, b"k05", &last)
+                .unwrap_or_else(|e| panic!("version {version} ({how}): {e}"));
         }
         assert_eq!(c.get(b"k05").unwrap().unwrap().to_vec(), last);
         // Frames of several sizes: a stream reads and seeks across them.
@@ -249,11 +253,8 @@ fn a_value_never_takes_the_pages_the_next_commit_needs() {
             c.put(b"k10", &value(10, 64_000, 0)).unwrap();
             for version in 0..3u64 {
                 let v = value(5, n, version);
-                match how {
-                    0 => c.put_stream(b"k05", std::io::Cursor::new(&v)).map(|_| ()),
-                    _ => c.put(b"k05", &v),
-                }
-                .unwrap_or_else(|e| panic!("{n} bytes, version {version} ({how}): {e}"));
+                put_by(&c, how == 0, b"k05", &v)
+                    .unwrap_or_else(|e| panic!("{n} bytes, version {version} ({how}): {e}"));
                 c.put(b"k55", &value(55, 2500, version))
                     .unwrap_or_else(|e| panic!("small put after {n} bytes ({how}): {e}"));
             }

@@ -932,6 +932,16 @@ pub(crate) fn shortest_separator(a: &[u8], b: &[u8]) -> Bytes {
 mod tests {
     use super::*;
 
+    /// A seeded xorshift: each call gives a number below its argument.
+    fn below(mut x: u64) -> impl FnMut(u64) -> u64 {
+        move |m| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % m.max(1)
+        }
+    }
+
     #[test]
     fn cmp_keys_is_bytewise_order() {
         let keys: Vec<Vec<u8>> = vec![
@@ -1074,13 +1084,7 @@ mod tests {
     /// change, and so does the size it computes from them.
     #[test]
     fn kept_lengths_follow_every_change() {
-        let mut x = 0x2545_f491_4f6c_dd1du64;
-        let mut rnd = |m: u64| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x % m
-        };
+        let mut rnd = below(0x2545_f491_4f6c_dd1du64);
         let mut n = Node::new(0);
         for step in 0..4000 {
             // Mostly one key length and few value lengths, so the node
@@ -1153,13 +1157,7 @@ mod tests {
     /// before, between, on and after them.
     #[test]
     fn search_agrees_with_bisection_on_any_key_spread() {
-        let mut x = 0x2545_f491_4f6c_dd1du64;
-        let mut rnd = move |m: u64| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x % m.max(1)
-        };
+        let mut rnd = below(0x2545_f491_4f6c_dd1du64);
         for case in 0..400u64 {
             let level = (case % 3 == 2) as u8;
             let count = 1 + rnd(300) as usize;
@@ -1322,13 +1320,7 @@ mod tests {
             }
             cuts
         };
-        let mut x = 0x9e37_79b9_7f4a_7c15u64;
-        let mut rnd = |m: u64| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x % m
-        };
+        let mut rnd = below(0x9e37_79b9_7f4a_7c15u64);
         let mut many_cuts = 0;
         for case in 0..300 {
             let level = (case % 2) as u8;

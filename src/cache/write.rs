@@ -56,6 +56,10 @@ pub(crate) const OVERLAY_PER_PAGE: usize = 32;
 /// Pages one entry change may dirty across the four trees it touches.
 const OP_DIRTY_PAGES: u64 = 24;
 
+/// How a value is stored: body, codec, CRC, raw length, inline bytes and
+/// bytes stored (what an entry record and the counters need).
+type StoredForm<'v> = (Body, Codec, u32, u64, &'v [u8], u64);
+
 /// A value or chunk that finds no room in one piece is split into chunks
 /// down to this many raw bytes (see [`DatasetFileCache::write_chunk`]).
 const MIN_SPLIT: usize = 64 << 10;
@@ -203,15 +207,7 @@ impl DatasetFileCache {
             let (body, codec, crc, raw_len, inline, stored_total) = match payload {
                 Payload::Absent => (Body::Absent, Codec::Raw, 0, 0, &[][..], 0),
                 Payload::Bytes(v) if v.len() as u64 > CHUNK_RAW => {
-                    let (off, len, crc, total) = self.write_chunked(w, v, held)?;
-                    (
-                        Body::Chunked { off, len },
-                        Codec::Raw,
-                        crc,
-                        v.len() as u64,
-                        &[][..],
-                        total,
-                    )
+                    self.write_chunked(w, v, held)?
                 }
                 Payload::Bytes(v) => {
                     let (codec, out) = encoded
@@ -248,15 +244,7 @@ impl DatasetFileCache {
                             // evictable gone: the free space lies between
                             // index pages. Chunks can use the pieces.
                             Err(Error::NoSpace { .. }) if v.len() > MIN_SPLIT => {
-                                let (off, len, crc, total) = self.write_chunked(w, v, held)?;
-                                (
-                                    Body::Chunked { off, len },
-                                    Codec::Raw,
-                                    crc,
-                                    v.len() as u64,
-                                    &[][..],
-                                    total,
-                                )
+                                self.write_chunked(w, v, held)?
                             }
                             Err(e) => return Err(e),
                         }
@@ -447,14 +435,15 @@ impl DatasetFileCache {
         }
     }
 
-    /// Stores `v` in chunks; returns (table offset, table length, table CRC,
-    /// bytes stored).
-    fn write_chunked(
+    /// Stores `v` in chunks; returns what `put_parts` records of it: the
+    /// chunked body, codec (raw: each chunk has its own), the table's CRC,
+    /// the raw length, no inline bytes, and the bytes stored.
+    fn write_chunked<'v>(
         &self,
         w: &mut Writer,
-        v: &[u8],
+        v: &'v [u8],
         held: &mut Held,
-    ) -> Result<(u64, u64, u32, u64)> {
+    ) -> Result<StoredForm<'v>> {
         self.check_fits(w, v.len() as u64)?;
         let mut chunks = Vec::with_capacity(v.len().div_ceil(CHUNK_RAW as usize));
         let mut r = Ok(());
@@ -474,7 +463,15 @@ impl DatasetFileCache {
         let total: u64 = chunks.iter().map(|c| u64::from(c.stored)).sum();
         let table = encode_chunk_table(&chunks, v.len() as u64);
         let (off, crc) = self.write_reserved(w, &[&table], ExtentKind::ChunkTable, held)?;
-        Ok((off, table.len() as u64, crc, total + table.len() as u64))
+        let len = table.len() as u64;
+        Ok((
+            Body::Chunked { off, len },
+            Codec::Raw,
+            crc,
+            v.len() as u64,
+            &[],
+            total + len,
+        ))
     }
 
     /// Compresses `part` and writes it into reserved space as one chunk,
