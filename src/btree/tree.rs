@@ -253,18 +253,15 @@ impl Tree {
         Ok(old)
     }
 
-    /// Replaces the value of `key` (which must be present) with `f(old)`,
-    /// in one descent. Returns the old value, or `None` (and changes
-    /// nothing) when `key` is absent.
-    pub(crate) fn update(
+    /// Replaces the value of `key` with `f(old)` in one descent and returns
+    /// the old value. The caller knows `key` is present: a miss returns
+    /// `None` and changes nothing, but has copied the path for nothing.
+    pub(crate) fn update_existing(
         &mut self,
         cx: &mut Cx<'_>,
         key: &[u8],
         f: impl FnOnce(&[u8]) -> Result<Vec<u8>>,
     ) -> Result<Option<Vec<u8>>> {
-        if self.reader(cx.arena, cx.src).get(key)?.is_none() {
-            return Ok(None);
-        }
         let Some(root) = self.root else {
             return Ok(None);
         };

@@ -55,6 +55,9 @@ pub(crate) type Held = Vec<(u64, u64, ExtentKind)>;
 pub(crate) const OVERLAY_PER_PAGE: usize = 32;
 /// Pages one entry change may dirty across the four trees it touches.
 const OP_DIRTY_PAGES: u64 = 24;
+/// Uses applied between two checks of the decoded nodes' count: a use
+/// dirties at most two paths, so memory stays near `max_dirty_pages`.
+const TOUCH_CHUNK: usize = 256;
 
 /// How a value is stored: body, codec, CRC, raw length, inline bytes and
 /// bytes stored (what an entry record and the counters need).
@@ -289,6 +292,14 @@ impl DatasetFileCache {
         if w.overlay.len() > self.max_dirty_pages.saturating_mul(OVERLAY_PER_PAGE) {
             return self.commit_locked(w, false);
         }
+        self.spill_if_over(w)
+    }
+
+    /// Writes the dirty nodes out without a commit once there are more than
+    /// `max_dirty_pages` of them (spec §7.2). Safe between any two tree
+    /// changes: readers see the committed state and the overlay, not the
+    /// working trees.
+    pub(crate) fn spill_if_over(&self, w: &mut Writer) -> Result<()> {
         if w.txn.dirty_nodes() > self.max_dirty_pages && self.store.spill(&mut w.txn)? {
             self.publish(w);
         }
@@ -692,10 +703,7 @@ impl DatasetFileCache {
             self.stamp_meta(w);
             self.commit_and_publish(w, false)
         } else {
-            if w.txn.dirty_nodes() > self.max_dirty_pages && self.store.spill(&mut w.txn)? {
-                self.publish(w);
-            }
-            Ok(())
+            self.spill_if_over(w)
         }
     }
 
@@ -712,13 +720,15 @@ impl DatasetFileCache {
     /// How many uses one batch of [`touch_batch`](Self::touch_batch) may
     /// apply: a commit may only come between batches (within one, the two
     /// indexes disagree), so under a cap a batch must fit the free pages
-    /// (a use changes at most about a dozen pages); without one, memory
-    /// bounds it.
+    /// (a use changes at most about a dozen pages). Without a cap the whole
+    /// backlog is one batch: spills inside it bound memory, and LastUsed is
+    /// then walked once in order (a backlog split in batches by key spread
+    /// every batch's removals and insertions over the whole index).
     fn touch_batch_len(&self, w: &Writer) -> usize {
-        let most = (self.max_dirty_pages / 2).max(1);
         if w.txn.alloc.cap == 0 {
-            return most;
+            return usize::MAX;
         }
+        let most = (self.max_dirty_pages / 2).max(1);
         let need = self.store.commit_pages_needed(&w.txn) + OP_DIRTY_PAGES;
         let spare = w.txn.alloc.available_pages().saturating_sub(need);
         usize::try_from(spare / 12)
@@ -735,36 +745,48 @@ impl DatasetFileCache {
     fn touch_batch(&self, w: &mut Writer, uses: &[(PendingKey, u64)]) -> Result<()> {
         let st = &self.store;
         let mut moved: Vec<(u64, u64, &[u8])> = Vec::with_capacity(uses.len());
-        for (key, tick) in uses {
-            let mut old_tick = None;
+        for chunk in uses.chunks(TOUCH_CHUNK) {
             st.with_tree(&mut w.txn, TreeId::PRIMARY, |t, cx| {
-                t.update(cx, key, |b| {
-                    let r = Record::decode(b)?;
-                    if r.tick >= *tick {
-                        return Ok(b.to_vec());
+                for (key, tick) in chunk {
+                    let mut old_tick = None;
+                    // Read keys are present, unless removed since.
+                    t.update_existing(cx, key, |b| {
+                        let r = Record::decode(b)?;
+                        if r.tick >= *tick {
+                            return Ok(b.to_vec());
+                        }
+                        old_tick = Some(r.tick);
+                        Ok(r.with_tick(b, *tick))
+                    })?;
+                    if let Some(old) = old_tick {
+                        moved.push((old, *tick, key));
                     }
-                    old_tick = Some(r.tick);
-                    Ok(r.with_tick(b, *tick))
-                })
+                }
+                Ok(())
             })?;
-            if let Some(old) = old_tick {
-                moved.push((old, *tick, key));
-            }
+            self.spill_if_over(w)?;
         }
         moved.sort_unstable_by_key(|m| m.0);
-        st.with_tree(&mut w.txn, TreeId::LAST_USED, |t, cx| {
-            for (old, _, _) in &moved {
-                t.remove_existing(cx, &old.to_be_bytes())?;
-            }
-            Ok(())
-        })?;
+        for chunk in moved.chunks(TOUCH_CHUNK) {
+            st.with_tree(&mut w.txn, TreeId::LAST_USED, |t, cx| {
+                for (old, _, _) in chunk {
+                    t.remove_existing(cx, &old.to_be_bytes())?;
+                }
+                Ok(())
+            })?;
+            self.spill_if_over(w)?;
+        }
         moved.sort_unstable_by_key(|m| m.1);
-        st.with_tree(&mut w.txn, TreeId::LAST_USED, |t, cx| {
-            for (_, new, key) in &moved {
-                t.insert(cx, &new.to_be_bytes(), key)?;
-            }
-            Ok(())
-        })
+        for chunk in moved.chunks(TOUCH_CHUNK) {
+            st.with_tree(&mut w.txn, TreeId::LAST_USED, |t, cx| {
+                for (_, new, key) in chunk {
+                    t.insert(cx, &new.to_be_bytes(), key)?;
+                }
+                Ok(())
+            })?;
+            self.spill_if_over(w)?;
+        }
+        Ok(())
     }
 
     /// Pages kept free beyond what a commit needs, so that entries can
