@@ -1,6 +1,8 @@
 //! Changing a tree: insert and remove with copy-on-write of the touched path,
 //! splitting overflowing nodes and merging or rebalancing underfull ones.
 
+use std::collections::HashMap;
+
 use crate::btree::node::{Bytes, Node, Pos, Ref, MAX_LEAF_ENTRY, MAX_TREE_KEY, NODE_SIZE};
 use crate::btree::read::Reader;
 use crate::btree::{PageSource, TreeId};
@@ -25,9 +27,51 @@ pub(crate) struct Arena {
     live: usize,
     /// Pages assigned to nodes that were dropped before being written.
     orphans: Vec<u64>,
+    /// Decoded copies of hot nodes (see [`is_hot`]) as this writer last
+    /// wrote them, by page: the next commit changes most of them again,
+    /// and taking the copy saves decoding and checking the page (a quarter
+    /// of a small commit's time). Kept across commits.
+    recent: HashMap<u64, (u32, TreeId, Node)>,
+}
+
+/// Decoded nodes [`Arena::remember`] keeps at most (about 8 KiB each).
+const RECENT_MAX: usize = 512;
+
+/// Whether nodes of `tree` at `level` change at the same places in every
+/// commit: branches, and every node of the LastUsed index (new ticks go to
+/// its end) and of the allocator's two indexes (entries for the pages just
+/// allocated). Leaves of the other indexes change where their keys fall.
+pub(crate) fn is_hot(tree: TreeId, level: u8) -> bool {
+    level > 0 || matches!(tree, TreeId::LAST_USED | TreeId::ALLOC | TreeId::FREE)
 }
 
 impl Arena {
+    /// Keeps the decoded `node` of `tree` just written to `page` with `crc`
+    /// if it is hot, and forgets any older copy for that page (a page is
+    /// written again only after its node was freed).
+    pub(crate) fn remember(&mut self, page: u64, crc: u32, tree: TreeId, node: Node) {
+        self.recent.remove(&page);
+        if !is_hot(tree, node.level) {
+            return;
+        }
+        if self.recent.len() >= RECENT_MAX {
+            // Nodes not changed again since are the ones left; start over.
+            self.recent.clear();
+        }
+        self.recent.insert(page, (crc, tree, node));
+    }
+
+    /// Takes the copy of the node at `page` if it is the one a reference
+    /// with `crc` to a node of `tree` at `level` means.
+    fn recall(&mut self, page: u64, crc: u32, tree: TreeId, level: u8) -> Option<Node> {
+        match self.recent.get(&page) {
+            Some((c, t, n)) if *c == crc && *t == tree && n.level == level => {
+                self.recent.remove(&page).map(|e| e.2)
+            }
+            _ => None,
+        }
+    }
+
     /// Adds a node and returns its index.
     pub(crate) fn add(&mut self, node: Node) -> u32 {
         self.live += 1;
@@ -205,7 +249,10 @@ impl Tree {
         match r {
             Ref::Dirty(i) => Ok(i),
             Ref::Clean { page, crc } => {
-                let node = cx.src.node(page, crc, self.id, level)?.to_node()?;
+                let node = match cx.arena.recall(page, crc, self.id, level) {
+                    Some(n) => n,
+                    None => cx.src.node(page, crc, self.id, level)?.to_node()?,
+                };
                 cx.freed.push(page);
                 Ok(cx.arena.add(node))
             }

@@ -1025,6 +1025,7 @@ impl Store {
         checks.push((page, PAGE, crc32fast::hash(&bytes)));
         txn.base.mapping.clear_verified(page, PAGE);
         batch.push((page, Box::new(bytes)));
+        txn.arena.remember(page, crc, tree, node);
         if batch.len() >= 256 {
             self.write_pages(txn, batch)?;
         }
