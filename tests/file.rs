@@ -624,3 +624,95 @@ fn damage_value(p: &Path, v: &[u8]) -> usize {
     f.write_at(&[v[100] ^ 0x40], (at + 100) as u64).unwrap();
     at
 }
+
+/// Page ranges of B-tree nodes each commit wrote (ended by the write of
+/// its commit record, in the file's first pages), adjacent pages merged:
+/// each range is one request to the disk when the commit syncs. Only
+/// nodes `pick(tree id, level)` selects count (spec §6.2).
+fn node_ranges_per_commit(
+    log: &[dfcache::fuzzing::sim::Op],
+    pick: impl Fn(u8, u8) -> bool,
+) -> Vec<usize> {
+    use dfcache::fuzzing::sim::Op;
+    let mut out = Vec::new();
+    let mut pages: Vec<u64> = Vec::new();
+    for op in log {
+        let Op::Write { off, data } = op else {
+            continue;
+        };
+        if *off < 4 * 4096 {
+            if !pages.is_empty() {
+                pages.sort_unstable();
+                pages.dedup();
+                let breaks = pages.windows(2).filter(|w| w[1] != w[0] + 1).count();
+                out.push(breaks + 1);
+                pages.clear();
+            }
+            continue;
+        }
+        for (i, page) in data.chunks(4096).enumerate() {
+            if page.starts_with(b"DFBT") && pick(page[16], page[17]) {
+                pages.push(off / 4096 + i as u64);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn a_small_commit_writes_its_nodes_in_few_pieces() {
+    // Every separate range a commit writes costs the disk a request when it
+    // syncs. Ten puts of random keys change ten primary leaves, each where
+    // its key falls; the nodes that change at the same places in every
+    // commit (branches, LastUsed, the allocator's indexes) go side by side.
+    use dfcache::fuzzing::sim::{Log, RecordingBackend};
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("runs.dfc");
+    let log = Log::default();
+    let b = RecordingBackend::open(&p, log.clone()).unwrap();
+    // Spilling during the load scatters the nodes among the values, as a
+    // long-lived cache's are: the holes commits free are then apart.
+    let c = OpenOptions::new()
+        .compression_level(None)
+        .max_dirty_pages(64)
+        .create_backend(Box::new(b), 0)
+        .unwrap();
+    let mut x = 7u64;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let v = vec![5u8; 4096];
+    for _ in 0..20_000 {
+        c.put(&next().to_be_bytes(), &v).unwrap();
+    }
+    c.flush().unwrap();
+    log.lock().unwrap().clear();
+    for _ in 0..100 {
+        for _ in 0..10 {
+            c.put(&next().to_be_bytes(), &v).unwrap();
+        }
+        c.flush().unwrap();
+    }
+    let log = log.lock().unwrap();
+    // Branches, and every node of LastUsed (2), allocations (3) and free
+    // chunks (4).
+    let mut hot = node_ranges_per_commit(&log, |t, l| l > 0 || (2..=4).contains(&t));
+    let mut all = node_ranges_per_commit(&log, |_, _| true);
+    assert_eq!(hot.len(), 100);
+    hot.sort_unstable();
+    all.sort_unstable();
+    assert!(hot[90] <= 2, "hot node ranges per commit, sorted: {hot:?}");
+    assert!(all[50] <= 12, "node ranges per commit, sorted: {all:?}");
+    // And the holes the commits leave are reused: the file holds the
+    // values and little else.
+    drop(c);
+    let len = fs::metadata(&p).unwrap().len();
+    let payload = 21_000 * 4096;
+    assert!(
+        len < payload * 106 / 100,
+        "{len} bytes for {payload} of values"
+    );
+}

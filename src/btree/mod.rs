@@ -13,7 +13,7 @@ pub(crate) mod tree;
 
 pub(crate) use node::{NodeView, Ref};
 pub(crate) use read::Reader;
-pub(crate) use tree::{Arena, Cx, Tree};
+pub(crate) use tree::{is_hot, Arena, Cx, Tree};
 
 use crate::error::Result;
 

@@ -162,6 +162,18 @@ impl Arena {
         self.live
     }
 
+    /// Calls `f` on every dirty node under `r` (children first).
+    pub(crate) fn each_dirty_under(&self, r: Option<Ref>, f: &mut impl FnMut(u32, &Node)) {
+        let Some(Ref::Dirty(i)) = r else {
+            return;
+        };
+        let n = self.node(i);
+        for &c in &n.children {
+            self.each_dirty_under(Some(c), f);
+        }
+        f(i, n);
+    }
+
     /// Indices of dirty nodes without an assigned page.
     pub(crate) fn unassigned(&self) -> Vec<u32> {
         self.slots

@@ -346,6 +346,40 @@ impl Allocator {
         Ok(off)
     }
 
+    /// Allocates `n` pages that lie side by side, each its own extent of
+    /// `kind`, in the smallest free chunk that holds them all, or with
+    /// `grow` at the end of the file. `None` (and nothing changed) when
+    /// there is no such chunk, or no room under the cap to grow.
+    pub(crate) fn alloc_run(
+        &mut self,
+        cx: &mut Cx<'_>,
+        n: u64,
+        grow: bool,
+        kind: ExtentKind,
+    ) -> Result<Option<Vec<u64>>> {
+        let len = n * PAGE;
+        let a = match self.best_fit(cx, len, PAGE)? {
+            Some((l, s, a)) => {
+                self.remove_free(cx, l, s)?;
+                self.insert_free(cx, a - s, s)?;
+                self.insert_free(cx, s + l - (a + len), a + len)?;
+                a
+            }
+            None if grow => match self.grow(cx, len, PAGE) {
+                Ok(a) => a,
+                Err(Error::NoSpace { .. }) => return Ok(None),
+                Err(e) => return Err(e),
+            },
+            None => return Ok(None),
+        };
+        let pages: Vec<u64> = (0..n).map(|k| a + k * PAGE).collect();
+        for p in &pages {
+            self.alloc
+                .insert(cx, &p.to_be_bytes(), &alloc_val(PAGE, kind))?;
+        }
+        Ok(Some(pages))
+    }
+
     fn best_fit(&self, cx: &Cx<'_>, len: u64, align: u64) -> Result<Option<(u64, u64, u64)>> {
         if self.free.root.is_none() {
             return Ok(None);

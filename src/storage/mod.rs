@@ -25,7 +25,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::btree::node::{page_crc, NodeView, NODE_SIZE};
-use crate::btree::{Arena, Cx, PageSource, Reader, Tree, TreeId};
+use crate::btree::{is_hot, Arena, Cx, PageSource, Reader, Tree, TreeId};
 use crate::error::{Error, Result};
 use crate::header::{le_u32, Headers, DATA_START, PAGE, SLOT_OFFSETS};
 use crate::internal;
@@ -872,41 +872,36 @@ impl Store {
             if rounds > 1000 {
                 return Err(internal!("page assignment did not settle"));
             }
+            if rounds == 1 {
+                // The nodes that change at the same places every commit go
+                // side by side (with room for what allocating them dirties),
+                // after the others took their pages: one write instead of
+                // one per page, and the next commits free them together.
+                // The others take single free pages (the holes commits
+                // leave), unless there are many.
+                let hot = hot_nodes(txn);
+                let mut sorted = hot.clone();
+                sorted.sort_unstable();
+                let cold: Vec<u32> = todo
+                    .iter()
+                    .copied()
+                    .filter(|i| sorted.binary_search(i).is_err())
+                    .collect();
+                if cold.len() < COLD_RUN_MIN || !self.assign_run(txn, &cold, 0)? {
+                    for i in cold {
+                        if !self.assign_page(txn, i)? {
+                            continue 'assign;
+                        }
+                    }
+                }
+                if hot.len() >= 2 {
+                    self.assign_run(txn, &hot, RUN_SLACK)?;
+                }
+                continue 'assign;
+            }
             for i in todo {
-                if !txn.arena.needs_page(i) {
-                    continue;
-                }
-                if let Some(p) = self.take_spare(txn)? {
-                    // Freeing spares past the bound changes the allocator's
-                    // trees, which may have merged node `i` away.
-                    if txn.arena.needs_page(i) {
-                        txn.arena.set_page(i, p);
-                    } else {
-                        txn.spare.push(p);
-                    }
-                    continue;
-                }
-                let p = match self.with_alloc(txn, |a, cx| a.alloc(cx, PAGE, PAGE, ExtentKind::Node)) {
-                    // A failed search changes nothing: wait for readers to
-                    // release freed space, then assign the pages again.
-                    Err(Error::NoSpace { .. }) if self.wait_for_readers(txn) => continue 'assign,
-                    Err(Error::NoSpace { detail }) => {
-                        return Err(internal!(
-                            "no page for a dirty node at commit ({detail}); dirty {}, available pages {}, free pages {}, quarantined pages {}, file {}",
-                            txn.arena.len(),
-                            txn.alloc.available_pages(),
-                            txn.alloc.free_pages,
-                            txn.alloc.quarantine_pages(),
-                            txn.alloc.file_len
-                        ))
-                    }
-                    r => r?,
-                };
-                // The allocation itself may have merged node `i` away.
-                if txn.arena.needs_page(i) {
-                    txn.arena.set_page(i, p);
-                } else {
-                    txn.arena.orphan(p);
+                if !self.assign_page(txn, i)? {
+                    continue 'assign;
                 }
             }
         }
@@ -936,6 +931,74 @@ impl Store {
         }
         txn.arena.clear();
         Ok(roots)
+    }
+
+    /// Gives the dirty nodes `nodes` pages that lie side by side, plus
+    /// `slack` spare pages after them, if a free chunk holds them all.
+    /// Returns whether one did.
+    fn assign_run(&self, txn: &mut WriteTxn, nodes: &[u32], slack: usize) -> Result<bool> {
+        let n = (nodes.len() + slack) as u64;
+        // A bulk change may grow the file for its run; small commits take
+        // free space or fall back to single pages, so that they never
+        // strand the holes earlier commits left.
+        let grow = nodes.len() >= COLD_RUN_MIN;
+        let run = self.with_alloc(txn, |a, cx| a.alloc_run(cx, n, grow, ExtentKind::Node))?;
+        let Some(pages) = run else {
+            return Ok(false);
+        };
+        let (mine, spare) = pages.split_at(nodes.len());
+        for (&i, &p) in nodes.iter().zip(mine) {
+            // Allocating may have merged node `i` away.
+            if txn.arena.needs_page(i) {
+                txn.arena.set_page(i, p);
+            } else {
+                txn.arena.orphan(p);
+            }
+        }
+        txn.spare.extend(spare.iter().rev());
+        Ok(true)
+    }
+
+    /// Gives dirty node `i` a page (a spare, else a new one) unless it has
+    /// one. Returns `false` when the search failed and readers let go of
+    /// space since: the caller assigns again.
+    fn assign_page(&self, txn: &mut WriteTxn, i: u32) -> Result<bool> {
+        if !txn.arena.needs_page(i) {
+            return Ok(true);
+        }
+        if let Some(p) = self.take_spare(txn)? {
+            // Freeing spares past the bound changes the allocator's
+            // trees, which may have merged node `i` away.
+            if txn.arena.needs_page(i) {
+                txn.arena.set_page(i, p);
+            } else {
+                txn.spare.push(p);
+            }
+            return Ok(true);
+        }
+        let p = match self.with_alloc(txn, |a, cx| a.alloc(cx, PAGE, PAGE, ExtentKind::Node)) {
+            // A failed search changes nothing: wait for readers to
+            // release freed space, then assign the pages again.
+            Err(Error::NoSpace { .. }) if self.wait_for_readers(txn) => return Ok(false),
+            Err(Error::NoSpace { detail }) => {
+                return Err(internal!(
+                    "no page for a dirty node at commit ({detail}); dirty {}, available pages {}, free pages {}, quarantined pages {}, file {}",
+                    txn.arena.len(),
+                    txn.alloc.available_pages(),
+                    txn.alloc.free_pages,
+                    txn.alloc.quarantine_pages(),
+                    txn.alloc.file_len
+                ))
+            }
+            r => r?,
+        };
+        // The allocation itself may have merged node `i` away.
+        if txn.arena.needs_page(i) {
+            txn.arena.set_page(i, p);
+        } else {
+            txn.arena.orphan(p);
+        }
+        Ok(true)
     }
 
     /// A spare page for a dirty node: one inside the allocator's bound
@@ -1059,6 +1122,29 @@ impl Store {
         batch.clear();
         Ok(())
     }
+}
+
+/// Pages a commit's run of hot nodes takes beyond their count, for the
+/// allocator's own nodes that allocating the run dirties.
+const RUN_SLACK: usize = 8;
+
+/// Cold nodes (not [`is_hot`]) a commit or spill must have for them to
+/// take a run of pages instead of single free pages, and nodes a run must
+/// have to grow the file: a bulk change writes in one piece, small commits
+/// fill the holes earlier ones left.
+const COLD_RUN_MIN: usize = 32;
+
+/// The dirty nodes without a page that are hot ([`is_hot`]).
+fn hot_nodes(txn: &WriteTxn) -> Vec<u32> {
+    let mut hot = Vec::new();
+    for id in TreeId::ALL {
+        txn.arena.each_dirty_under(txn.tree(id).root, &mut |i, n| {
+            if is_hot(id, n.level) && txn.arena.needs_page(i) {
+                hot.push(i);
+            }
+        });
+    }
+    hot
 }
 
 /// Coalesces the written ranges and returns them as a one-phase check list
