@@ -716,3 +716,37 @@ fn a_small_commit_writes_its_nodes_in_few_pieces() {
         "{len} bytes for {payload} of values"
     );
 }
+
+#[test]
+fn commits_leave_no_hole_at_the_end_of_the_file() {
+    // The growth step past the data is written (with zeros) by the commit
+    // that grows the file: a later commit writing into a hole would make
+    // its sync store the file system's block map too.
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("holes.dfc");
+    let c = OpenOptions::new()
+        .compression_level(None)
+        .create(&p, 0)
+        .unwrap();
+    for round in 0..30u64 {
+        for i in 0..10u64 {
+            c.put(&(round * 10 + i).to_be_bytes(), &vec![round as u8; 4096])
+                .unwrap();
+        }
+        c.flush().unwrap();
+        let m = fs::metadata(&p).unwrap();
+        assert!(
+            m.blocks() * 512 >= m.len(),
+            "after commit {round}: {} bytes in blocks, file of {}",
+            m.blocks() * 512,
+            m.len()
+        );
+    }
+    for k in (0..300u64).step_by(37) {
+        assert_eq!(
+            c.get(&k.to_be_bytes()).unwrap().unwrap().to_vec(),
+            vec![(k / 10) as u8; 4096]
+        );
+    }
+}

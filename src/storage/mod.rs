@@ -274,6 +274,12 @@ pub(crate) struct WriteTxn {
     next_seq: u64,
     /// Physical length of the file.
     phys_len: u64,
+    /// End of what this writer has written, zeros included (or of what
+    /// the file held when it began): past it, up to `phys_len`, the file
+    /// may have no blocks yet.
+    written_end: u64,
+    /// End of the values and nodes this writer has written.
+    data_end: u64,
     /// Length of the file known to be durable (one-phase commits must not
     /// go past it).
     durable_len: u64,
@@ -369,6 +375,8 @@ impl Store {
             spilled: HashSet::new(),
             spare: Vec::new(),
             phys_len,
+            written_end: phys_len,
+            data_end: phys_len,
             durable_len,
             poisoned: None,
             unpublished_maps: Vec::new(),
@@ -690,6 +698,8 @@ impl Store {
             at += d.len() as u64;
         }
         txn.phys_len = txn.phys_len.max(at);
+        txn.written_end = txn.written_end.max(at);
+        txn.data_end = txn.data_end.max(at);
         let crc = h.finalize();
         txn.written.insert(off, (at - off, crc));
         Ok((self.ensure_mapped(txn, at)?, crc))
@@ -746,6 +756,8 @@ impl Store {
                 .set_len(target)
                 .map_err(|e| Error::io("truncating the file", e))?;
             txn.phys_len = target;
+            txn.written_end = txn.written_end.min(target);
+            txn.data_end = txn.data_end.min(target);
         }
         Ok(())
     }
@@ -786,6 +798,7 @@ impl Store {
                 .map_err(|e| Error::io("extending the file", e))?;
             txn.phys_len = file_len;
         }
+        self.fill_tail(txn)?;
         let mut record = CommitRecord {
             seq,
             file_len,
@@ -839,6 +852,28 @@ impl Store {
         debug_assert!(txn.spare.is_empty());
         txn.committed_unpublished = true;
         Ok(snap)
+    }
+
+    /// Writes zeros past the end of what was written, up to [`FILL_HIGH`]
+    /// past the data, once the data comes within [`FILL_LOW`] of them: the
+    /// next commits then write into blocks the file system has. A write
+    /// into a hole makes the sync store the file's block map too, which
+    /// doubled a small commit's sync on ext4 (and preallocated blocks cost
+    /// the same, since their first write changes the map). Nothing lies
+    /// there: every write moves `written_end`.
+    fn fill_tail(&self, txn: &mut WriteTxn) -> Result<()> {
+        let end = txn.phys_len.min(txn.data_end.saturating_add(FILL_HIGH));
+        let at = allocator::align_up(txn.written_end, PAGE);
+        if at >= end || txn.data_end.saturating_add(FILL_LOW) < txn.written_end {
+            return Ok(());
+        }
+        // At most FILL_HIGH bytes: `at` is past the data.
+        let zeros = vec![0u8; (end - at) as usize];
+        self.backend
+            .write_at(&zeros, at)
+            .map_err(|e| Error::io("filling the end of the file", e))?;
+        txn.written_end = end;
+        Ok(())
     }
 
     /// Gives every dirty node a page and writes it (children first), adding
@@ -1117,12 +1152,19 @@ impl Store {
                 .write_at(&buf, start)
                 .map_err(|e| Error::io("writing B-tree nodes", e))?;
             txn.phys_len = txn.phys_len.max(start + buf.len() as u64);
+            txn.written_end = txn.written_end.max(start + buf.len() as u64);
+            txn.data_end = txn.data_end.max(start + buf.len() as u64);
             i = j;
         }
         batch.clear();
         Ok(())
     }
 }
+
+/// How far past the data [`Store::fill_tail`] fills the file.
+const FILL_HIGH: u64 = 1 << 20;
+/// How close the data may come to the filled end before it fills again.
+const FILL_LOW: u64 = 256 << 10;
 
 /// Pages a commit's run of hot nodes takes beyond their count, for the
 /// allocator's own nodes that allocating the run dirties.
