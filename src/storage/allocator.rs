@@ -149,6 +149,40 @@ pub(crate) struct Quarantine {
     tagged: BTreeMap<u64, Vec<u64>>,
     /// A conservative count of pages the ranges make unusable.
     pages: u64,
+    /// The ranges with touching ones joined (start → end), for searches:
+    /// a long transaction frees thousands of adjacent committed pages, and
+    /// looking for room past them one range at a time cost each allocation
+    /// thousands of lookups.
+    joined: BTreeMap<u64, u64>,
+    /// Whether two ranges ever overlapped (clearing the cache quarantines
+    /// the whole old file on top of what was quarantined before): then a
+    /// range that goes may leave bytes another still covers, and `joined`
+    /// is rebuilt instead of cut. Reset when the quarantine empties.
+    overlapped: bool,
+}
+
+/// Adds `[s, e)` to disjoint, non-touching ranges, joining what it touches.
+/// Returns whether it overlapped one (more than touching).
+fn join_into(m: &mut BTreeMap<u64, u64>, mut s: u64, mut e: u64) -> bool {
+    let mut overlapped = false;
+    if let Some((&ps, &pe)) = m.range(..=s).next_back() {
+        if pe >= s {
+            overlapped |= pe > s;
+            m.remove(&ps);
+            s = ps;
+            e = e.max(pe);
+        }
+    }
+    while let Some((&ns, &ne)) = m.range(s..).next() {
+        if ns > e {
+            break;
+        }
+        overlapped |= ns < e;
+        m.remove(&ns);
+        e = e.max(ne);
+    }
+    m.insert(s, e);
+    overlapped
 }
 
 impl Quarantine {
@@ -161,11 +195,40 @@ impl Quarantine {
         }
         self.pages += pages_touched(start, end);
         self.ranges.insert(start, end);
+        self.overlapped |= join_into(&mut self.joined, start, end);
+    }
+
+    /// Removes range `[s, e)`, gone from `ranges`, from `joined`.
+    fn unjoin(&mut self, s: u64, e: u64) {
+        if self.ranges.is_empty() {
+            self.joined.clear();
+            self.overlapped = false;
+            return;
+        }
+        if self.overlapped {
+            self.joined.clear();
+            for (&rs, &re) in &self.ranges {
+                join_into(&mut self.joined, rs, re);
+            }
+            return;
+        }
+        if let Some((&js, &je)) = self.joined.range(..=s).next_back() {
+            if je >= e {
+                self.joined.remove(&js);
+                if js < s {
+                    self.joined.insert(js, s);
+                }
+                if e < je {
+                    self.joined.insert(e, je);
+                }
+            }
+        }
     }
 
     /// Ends the reservation of the range starting at `start`.
     fn release(&mut self, start: u64) -> Option<u64> {
         let e = self.ranges.remove(&start)?;
+        self.unjoin(start, e);
         self.pages -= pages_touched(start, e);
         Some(e)
     }
@@ -187,6 +250,7 @@ impl Quarantine {
             if let Some((_, starts)) = self.tagged.pop_first() {
                 for s in starts {
                     if let Some(e) = self.ranges.remove(&s) {
+                        self.unjoin(s, e);
                         self.pages -= pages_touched(s, e);
                     }
                 }
@@ -214,9 +278,10 @@ impl Quarantine {
         self.ranges.values().copied().max().unwrap_or(0)
     }
 
-    /// If `[a, a + len)` overlaps a quarantined range, that range's end.
+    /// If `[a, a + len)` overlaps a quarantined range, the end of that
+    /// range and of any touching it.
     fn overlap(&self, a: u64, len: u64) -> Option<u64> {
-        let (_, &e) = self.ranges.range(..a + len).next_back()?;
+        let (_, &e) = self.joined.range(..a + len).next_back()?;
         (e > a).then_some(e)
     }
 
@@ -650,5 +715,32 @@ impl Allocator {
             self.file_len = t;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quarantine_searches_past_touching_ranges_and_what_overlaps() {
+        let mut q = Quarantine::default();
+        for s in [0u64, 10, 20] {
+            q.add(s, s + 10, Reuse::Reserved);
+        }
+        // Touching ranges are passed in one step.
+        assert_eq!(q.overlap(5, 1), Some(30));
+        assert_eq!(q.overlap(30, 5), None);
+        q.release(10);
+        assert_eq!(q.overlap(5, 1), Some(10));
+        assert_eq!(q.overlap(12, 1), None);
+        assert_eq!(q.overlap(12, 10), Some(30));
+        // A range on top of others (clear quarantines the whole old file):
+        // one of them going must not uncover what the big one holds.
+        q.add(0, 100, Reuse::Reserved);
+        assert_eq!(q.overlap(12, 1), Some(100));
+        q.release(20);
+        assert_eq!(q.overlap(25, 1), Some(100));
+        assert_eq!(q.overlap(100, 1), None);
     }
 }

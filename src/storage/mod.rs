@@ -914,6 +914,9 @@ impl Store {
                 // one per page, and the next commits free them together.
                 // The others take single free pages (the holes commits
                 // leave), unless there are many.
+                // Pages a spill wrote and copy-on-write handed back go
+                // first: they are the transaction's own, and skipping them
+                // grew a long load's file at every spill.
                 let hot = hot_nodes(txn);
                 let mut sorted = hot.clone();
                 sorted.sort_unstable();
@@ -922,6 +925,8 @@ impl Store {
                     .copied()
                     .filter(|i| sorted.binary_search(i).is_err())
                     .collect();
+                let cold = self.assign_spares(txn, cold)?;
+                let hot = self.assign_spares(txn, hot)?;
                 if cold.len() < COLD_RUN_MIN || !self.assign_run(txn, &cold, 0)? {
                     for i in cold {
                         if !self.assign_page(txn, i)? {
@@ -992,6 +997,25 @@ impl Store {
         }
         txn.spare.extend(spare.iter().rev());
         Ok(true)
+    }
+
+    /// Gives each node of `nodes` that needs a page a spare one while there
+    /// are spares; returns the nodes left without.
+    fn assign_spares(&self, txn: &mut WriteTxn, nodes: Vec<u32>) -> Result<Vec<u32>> {
+        let mut rest = Vec::new();
+        for i in nodes {
+            if !txn.arena.needs_page(i) {
+                continue;
+            }
+            match self.take_spare(txn)? {
+                // Freeing spares past the bound changes the allocator's
+                // trees, which may have merged node `i` away.
+                Some(p) if txn.arena.needs_page(i) => txn.arena.set_page(i, p),
+                Some(p) => txn.spare.push(p),
+                None => rest.push(i),
+            }
+        }
+        Ok(rest)
     }
 
     /// Gives dirty node `i` a page (a spare, else a new one) unless it has
