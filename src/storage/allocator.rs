@@ -398,12 +398,7 @@ impl Allocator {
             return Err(crate::internal!("allocation of {len} bytes"));
         }
         let off = match self.best_fit(cx, len, align)? {
-            Some((l, s, a)) => {
-                self.remove_free(cx, l, s)?;
-                self.insert_free(cx, a - s, s)?;
-                self.insert_free(cx, s + l - (a + len), a + len)?;
-                a
-            }
+            Some(fit) => self.take_fit(cx, fit, len)?,
             None => self.grow(cx, len, align)?,
         };
         self.alloc
@@ -424,12 +419,7 @@ impl Allocator {
     ) -> Result<Option<Vec<u64>>> {
         let len = n * PAGE;
         let a = match self.best_fit(cx, len, PAGE)? {
-            Some((l, s, a)) => {
-                self.remove_free(cx, l, s)?;
-                self.insert_free(cx, a - s, s)?;
-                self.insert_free(cx, s + l - (a + len), a + len)?;
-                a
-            }
+            Some(fit) => self.take_fit(cx, fit, len)?,
             None if grow => match self.grow(cx, len, PAGE) {
                 Ok(a) => a,
                 Err(Error::NoSpace { .. }) => return Ok(None),
@@ -443,6 +433,16 @@ impl Allocator {
                 .insert(cx, &p.to_be_bytes(), &alloc_val(PAGE, kind))?;
         }
         Ok(Some(pages))
+    }
+
+    /// Takes `len` bytes at `a` out of the free chunk of `l` bytes at `s`
+    /// that [`best_fit`](Self::best_fit) found, keeping what is left
+    /// around them free; returns `a`.
+    fn take_fit(&mut self, cx: &mut Cx<'_>, (l, s, a): (u64, u64, u64), len: u64) -> Result<u64> {
+        self.remove_free(cx, l, s)?;
+        self.insert_free(cx, a - s, s)?;
+        self.insert_free(cx, s + l - (a + len), a + len)?;
+        Ok(a)
     }
 
     fn best_fit(&self, cx: &Cx<'_>, len: u64, align: u64) -> Result<Option<(u64, u64, u64)>> {

@@ -1004,35 +1004,34 @@ impl Store {
     fn assign_spares(&self, txn: &mut WriteTxn, nodes: Vec<u32>) -> Result<Vec<u32>> {
         let mut rest = Vec::new();
         for i in nodes {
-            if !txn.arena.needs_page(i) {
-                continue;
-            }
-            match self.take_spare(txn)? {
-                // Freeing spares past the bound changes the allocator's
-                // trees, which may have merged node `i` away.
-                Some(p) if txn.arena.needs_page(i) => txn.arena.set_page(i, p),
-                Some(p) => txn.spare.push(p),
-                None => rest.push(i),
+            if txn.arena.needs_page(i) && !self.assign_spare(txn, i)? {
+                rest.push(i);
             }
         }
         Ok(rest)
+    }
+
+    /// Gives dirty node `i` (which needs a page) a spare page if there is
+    /// one; returns whether there was.
+    fn assign_spare(&self, txn: &mut WriteTxn, i: u32) -> Result<bool> {
+        let Some(p) = self.take_spare(txn)? else {
+            return Ok(false);
+        };
+        // Freeing spares past the bound changes the allocator's trees,
+        // which may have merged node `i` away.
+        if txn.arena.needs_page(i) {
+            txn.arena.set_page(i, p);
+        } else {
+            txn.spare.push(p);
+        }
+        Ok(true)
     }
 
     /// Gives dirty node `i` a page (a spare, else a new one) unless it has
     /// one. Returns `false` when the search failed and readers let go of
     /// space since: the caller assigns again.
     fn assign_page(&self, txn: &mut WriteTxn, i: u32) -> Result<bool> {
-        if !txn.arena.needs_page(i) {
-            return Ok(true);
-        }
-        if let Some(p) = self.take_spare(txn)? {
-            // Freeing spares past the bound changes the allocator's
-            // trees, which may have merged node `i` away.
-            if txn.arena.needs_page(i) {
-                txn.arena.set_page(i, p);
-            } else {
-                txn.spare.push(p);
-            }
+        if !txn.arena.needs_page(i) || self.assign_spare(txn, i)? {
             return Ok(true);
         }
         let p = match self.with_alloc(txn, |a, cx| a.alloc(cx, PAGE, PAGE, ExtentKind::Node)) {
