@@ -130,3 +130,30 @@ fn a_damaged_value_is_dropped_by_a_writer_and_an_error_for_a_reader() {
     rw.flush().unwrap();
     assert!(!rw.contains_key(&7u32.to_be_bytes()).unwrap(), "dropped");
 }
+
+#[test]
+fn skipped_entries_do_not_end_a_scan_early() {
+    // A batch reads 256 index entries; expired ones are skipped, and a
+    // batch with fewer items than that must not be taken for the last.
+    let dir = tempfile::tempdir().unwrap();
+    let c = OpenOptions::new()
+        .sync(false)
+        .create(dir.path().join("x.dfc"), 0)
+        .unwrap();
+    c.set_maximum_age(Some(std::time::Duration::from_millis(200)))
+        .unwrap();
+    for i in 0..10u32 {
+        c.put(&[b"a".as_slice(), &i.to_be_bytes()].concat(), b"old")
+            .unwrap();
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    for i in 0..600u32 {
+        c.put(&[b"b".as_slice(), &i.to_be_bytes()].concat(), b"new")
+            .unwrap();
+    }
+    let all = scanned(&c, b"");
+    assert_eq!(all.len(), 600, "every live entry, none expired");
+    assert!(all.keys().all(|k| k[0] == b'b'));
+    c.flush().unwrap();
+    assert_eq!(scanned(&c, b"").len(), 600, "after a commit too");
+}

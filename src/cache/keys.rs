@@ -13,37 +13,45 @@ use crate::storage::Snapshot;
 pub(crate) const BATCH: usize = 256;
 
 /// What [`Keys`], [`Entries`] and [`Scan`](crate::Scan) share: items
-/// fetched in batches, each batch starting after the last key returned.
+/// fetched in batches, each batch starting after the last index key the
+/// previous one read.
 pub(crate) struct Batched<T> {
     prefix: Vec<u8>,
-    last: Option<Vec<u8>>,
+    /// Where the next batch starts (after this key); `None` before the
+    /// first.
+    after: Option<Vec<u8>>,
     batch: VecDeque<T>,
     done: bool,
 }
+
+/// One batch: its items, and the last index key it read when the index
+/// may hold more (`None` at the end). Items may be fewer than the keys
+/// read (a scan skips expired and damaged entries), so only the index says
+/// whether more follow.
+pub(crate) type Batch<T> = (Vec<T>, Option<Vec<u8>>);
 
 impl<T> Batched<T> {
     pub(crate) fn new(prefix: &[u8]) -> Batched<T> {
         Batched {
             prefix: prefix.to_vec(),
-            last: None,
+            after: None,
             batch: VecDeque::new(),
             done: false,
         }
     }
 
-    /// The next item; `fetch(prefix, after)` gets up to [`BATCH`] more.
+    /// The next item; `fetch(prefix, after)` reads up to [`BATCH`] more
+    /// index entries.
     pub(crate) fn next(
         &mut self,
-        key_of: impl Fn(&T) -> &[u8],
-        fetch: impl FnOnce(&[u8], Option<&[u8]>) -> Result<Vec<T>>,
+        mut fetch: impl FnMut(&[u8], Option<&[u8]>) -> Result<Batch<T>>,
     ) -> Option<Result<T>> {
-        if self.batch.is_empty() && !self.done {
-            match fetch(&self.prefix, self.last.as_deref()) {
-                Ok(b) => {
-                    if b.len() < BATCH {
-                        self.done = true;
-                    }
-                    self.batch = b.into();
+        while self.batch.is_empty() && !self.done {
+            match fetch(&self.prefix, self.after.as_deref()) {
+                Ok((items, more)) => {
+                    self.done = more.is_none();
+                    self.after = more;
+                    self.batch = items.into();
                 }
                 Err(e) => {
                     self.done = true;
@@ -51,10 +59,14 @@ impl<T> Batched<T> {
                 }
             }
         }
-        let item = self.batch.pop_front()?;
-        self.last = Some(key_of(&item).to_vec());
-        Some(Ok(item))
+        self.batch.pop_front().map(Ok)
     }
+}
+
+/// The resume key of a batch that read `read` index entries of at most
+/// `max`, the last being `last`.
+pub(crate) fn resume_after(read: usize, max: usize, last: Option<&[u8]>) -> Option<Vec<u8>> {
+    (read >= max).then(|| last.map(<[u8]>::to_vec)).flatten()
 }
 
 /// Where a batch after `after` (or the first, for `prefix`) starts.
@@ -117,8 +129,7 @@ impl Iterator for Keys<'_> {
 
     fn next(&mut self) -> Option<Result<Vec<u8>>> {
         let c = self.cache;
-        self.inner
-            .next(|k| k, |p, after| c.key_batch(p, after, BATCH))
+        self.inner.next(|p, after| c.key_batch(p, after, BATCH))
     }
 }
 
@@ -149,7 +160,7 @@ impl DatasetFileCache {
         prefix: &[u8],
         after: Option<&[u8]>,
         max: usize,
-    ) -> Result<Vec<Vec<u8>>> {
+    ) -> Result<Batch<Vec<u8>>> {
         let start = batch_start(prefix, after);
         let collect = |rd: crate::btree::Reader<'_>| -> Result<Vec<Vec<u8>>> {
             let mut out = Vec::new();
@@ -171,7 +182,8 @@ impl DatasetFileCache {
                 self.read_view(|view| collect(view.snap.reader(TreeId::PRIMARY)))?
             }
         };
-        Ok(out)
+        let more = resume_after(out.len(), max, out.last().map(Vec::as_slice));
+        Ok((out, more))
     }
 }
 
@@ -187,8 +199,7 @@ impl Iterator for Entries<'_> {
 
     fn next(&mut self) -> Option<Self::Item> {
         let c = self.cache;
-        self.inner
-            .next(|e| &e.0, |p, after| c.entry_batch(p, after, BATCH))
+        self.inner.next(|p, after| c.entry_batch(p, after, BATCH))
     }
 }
 
@@ -212,25 +223,28 @@ impl DatasetFileCache {
         prefix: &[u8],
         after: Option<&[u8]>,
         max: usize,
-    ) -> Result<Vec<(Vec<u8>, EntryInfo)>> {
+    ) -> Result<Batch<(Vec<u8>, EntryInfo)>> {
         let _pin = self.readers.pin();
         let g = self.writer.lock();
-        if let Some(w) = g.as_ref() {
+        let items: Vec<(Vec<u8>, EntryInfo)> = if let Some(w) = g.as_ref() {
             let raw = raw_batch(w.txn.reader(TreeId::PRIMARY), prefix, after, max, None)?;
             let (snap, limit) = (w.txn.base.clone(), w.txn.base.mapping.len());
             drop(g);
-            return raw
-                .into_iter()
-                .map(|(k, v)| Ok((k, info_of(&snap, limit, &v)?)))
-                .collect();
-        }
-        drop(g);
-        self.read_view(|view| {
-            let raw = raw_batch(view.snap.reader(TreeId::PRIMARY), prefix, after, max, None)?;
-            let (snap, limit) = (&view.snap, view.snap.record.file_len);
             raw.into_iter()
-                .map(|(k, v)| Ok((k, info_of(snap, limit, &v)?)))
-                .collect()
-        })
+                .map(|(k, v)| Ok((k, info_of(&snap, limit, &v)?)))
+                .collect::<Result<_>>()?
+        } else {
+            drop(g);
+            self.read_view(|view| {
+                let raw = raw_batch(view.snap.reader(TreeId::PRIMARY), prefix, after, max, None)?;
+                let (snap, limit) = (&view.snap, view.snap.record.file_len);
+                raw.into_iter()
+                    .map(|(k, v)| Ok((k, info_of(snap, limit, &v)?)))
+                    .collect()
+            })?
+        };
+        // Every entry read becomes an item.
+        let more = resume_after(items.len(), max, items.last().map(|e| e.0.as_slice()));
+        Ok((items, more))
     }
 }

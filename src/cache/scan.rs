@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use crate::btree::TreeId;
-use crate::cache::keys::{raw_batch, Batched, BATCH};
+use crate::cache::keys::{raw_batch, resume_after, Batch, Batched, BATCH};
 use crate::cache::read::{Found, ValueSrc};
 use crate::cache::record::{Body, Record};
 use crate::cache::slots::{Counters, Note};
@@ -29,8 +29,7 @@ impl<'c> Iterator for Scan<'c> {
 
     fn next(&mut self) -> Option<Self::Item> {
         let c = self.cache;
-        self.inner
-            .next(|e| &e.0, |p, after| c.value_batch(p, after, BATCH))
+        self.inner.next(|p, after| c.value_batch(p, after, BATCH))
     }
 }
 
@@ -57,13 +56,14 @@ impl DatasetFileCache {
         })
     }
 
-    /// Up to `max` entries with `prefix` after `after`, with their values.
+    /// The entries with their values among the next `max` index entries
+    /// with `prefix` after `after`.
     fn value_batch(
         &self,
         prefix: &[u8],
         after: Option<&[u8]>,
         max: usize,
-    ) -> Result<Vec<(Vec<u8>, Value<'_>)>> {
+    ) -> Result<Batch<(Vec<u8>, Value<'_>)>> {
         // Pinned before the records are read: the extents they name stay
         // valid while this pin (and each Value's, taken inside it) lives.
         let pin = self.readers.pin();
@@ -76,6 +76,7 @@ impl DatasetFileCache {
         let recheck = self.checked.is_none().then_some(&*snap);
         let raw = raw_batch(w.txn.reader(TreeId::PRIMARY), prefix, after, max, recheck)?;
         drop(g);
+        let more = resume_after(raw.len(), max, raw.last().map(|e| e.0.as_slice()));
         // Uncommitted values may lie past the committed length.
         let limit = snap.mapping.len();
         let mut out = Vec::with_capacity(raw.len());
@@ -110,7 +111,7 @@ impl DatasetFileCache {
             };
             out.push((k, v));
         }
-        Ok(out)
+        Ok((out, more))
     }
 
     /// `value_batch` for read-only handles: copies the values inside a
@@ -120,11 +121,12 @@ impl DatasetFileCache {
         prefix: &[u8],
         after: Option<&[u8]>,
         max: usize,
-    ) -> Result<Vec<(Vec<u8>, Value<'_>)>> {
-        let out = self.read_view(|view| {
+    ) -> Result<Batch<(Vec<u8>, Value<'_>)>> {
+        let (out, more) = self.read_view(|view| {
             // A read-only handle checks every read.
             let snap = Some(&*view.snap);
             let raw = raw_batch(view.snap.reader(TreeId::PRIMARY), prefix, after, max, snap)?;
+            let more = resume_after(raw.len(), max, raw.last().map(|e| e.0.as_slice()));
             let mut out = Vec::with_capacity(raw.len());
             for (k, rec) in raw {
                 let r = Record::decode(&rec)?;
@@ -147,8 +149,9 @@ impl DatasetFileCache {
                 };
                 out.push((k, v));
             }
-            Ok(out)
+            Ok((out, more))
         })?;
-        Ok(out.into_iter().map(|(k, v)| (k, Value::owned(v))).collect())
+        let items = out.into_iter().map(|(k, v)| (k, Value::owned(v))).collect();
+        Ok((items, more))
     }
 }
