@@ -157,3 +157,44 @@ fn skipped_entries_do_not_end_a_scan_early() {
     c.flush().unwrap();
     assert_eq!(scanned(&c, b"").len(), 600, "after a commit too");
 }
+
+#[test]
+fn keys_entries_and_scan_agree_across_batches_on_both_handles() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("k.dfc");
+    let c = OpenOptions::new().sync(false).create(&p, 0).unwrap();
+    // 700 entries in "p", some around them: batches of 256 end mid-prefix.
+    let mut want = Vec::new();
+    for i in 0..700u32 {
+        let k = [b"p".as_slice(), &i.to_be_bytes()].concat();
+        c.put(&k, &i.to_le_bytes()).unwrap();
+        want.push(k);
+    }
+    c.put(b"a", b"x").unwrap();
+    c.put(b"q", b"x").unwrap();
+    c.flush().unwrap();
+    let check = |h: &DatasetFileCache| {
+        let keys: Vec<Vec<u8>> = h
+            .keys_with_prefix(b"p")
+            .unwrap()
+            .map(|k| k.unwrap())
+            .collect();
+        assert_eq!(keys, want);
+        let entries: Vec<Vec<u8>> = h.entries(b"p").unwrap().map(|e| e.unwrap().0).collect();
+        assert_eq!(entries, want);
+        let scan: Vec<(Vec<u8>, Vec<u8>)> = h
+            .scan(b"p")
+            .unwrap()
+            .map(|e| e.map(|(k, v)| (k, v.to_vec())).unwrap())
+            .collect();
+        assert_eq!(scan.len(), 700);
+        for (i, (k, v)) in scan.iter().enumerate() {
+            assert_eq!(k, &want[i]);
+            assert_eq!(v, &(i as u32).to_le_bytes());
+        }
+        assert_eq!(h.keys().unwrap().count(), 702);
+    };
+    check(&c);
+    let ro = DatasetFileCache::open(&p, true).unwrap();
+    check(&ro);
+}

@@ -1,6 +1,5 @@
 //! Ordered iteration over keys.
 
-use std::collections::VecDeque;
 use std::ops::Bound;
 
 use crate::btree::TreeId;
@@ -14,52 +13,71 @@ pub(crate) const BATCH: usize = 256;
 
 /// What [`Keys`], [`Entries`] and [`Scan`](crate::Scan) share: items
 /// fetched in batches, each batch starting after the last index key the
-/// previous one read.
+/// previous one read. The batch buffers are kept from one batch to the
+/// next (a fresh allocation of some 16 KiB per batch cost the allocator
+/// more than the entries' own work).
 pub(crate) struct Batched<T> {
     prefix: Vec<u8>,
     /// Where the next batch starts (after this key); `None` before the
     /// first.
     after: Option<Vec<u8>>,
-    batch: VecDeque<T>,
+    /// The items of the batch not yet returned, last first.
+    items: Vec<T>,
+    raw: RawEntries,
     done: bool,
 }
 
-/// One batch: its items, and the last index key it read when the index
-/// may hold more (`None` at the end). Items may be fewer than the keys
-/// read (a scan skips expired and damaged entries), so only the index says
-/// whether more follow.
-pub(crate) type Batch<T> = (Vec<T>, Option<Vec<u8>>);
+/// What a batch fetch gets: where to start, and the buffers to fill.
+pub(crate) struct Fetch<'b, T> {
+    pub(crate) prefix: &'b [u8],
+    pub(crate) after: Option<&'b [u8]>,
+    /// Scratch for the index entries read (emptied by [`raw_batch`]).
+    pub(crate) raw: &'b mut RawEntries,
+    /// The items, in key order (empty on entry).
+    pub(crate) out: &'b mut Vec<T>,
+}
 
 impl<T> Batched<T> {
     pub(crate) fn new(prefix: &[u8]) -> Batched<T> {
         Batched {
             prefix: prefix.to_vec(),
             after: None,
-            batch: VecDeque::new(),
+            items: Vec::new(),
+            raw: Vec::new(),
             done: false,
         }
     }
 
-    /// The next item; `fetch(prefix, after)` reads up to [`BATCH`] more
-    /// index entries.
+    /// The next item; `fetch` reads up to [`BATCH`] more index entries
+    /// into its `out` and returns the last index key it read when the
+    /// index may hold more (`None` at the end). Items may be fewer than
+    /// the entries read (a scan skips expired and damaged entries), so
+    /// only the index says whether more follow.
     pub(crate) fn next(
         &mut self,
-        mut fetch: impl FnMut(&[u8], Option<&[u8]>) -> Result<Batch<T>>,
+        mut fetch: impl FnMut(Fetch<'_, T>) -> Result<Option<Vec<u8>>>,
     ) -> Option<Result<T>> {
-        while self.batch.is_empty() && !self.done {
-            match fetch(&self.prefix, self.after.as_deref()) {
-                Ok((items, more)) => {
+        while self.items.is_empty() && !self.done {
+            let f = Fetch {
+                prefix: &self.prefix,
+                after: self.after.as_deref(),
+                raw: &mut self.raw,
+                out: &mut self.items,
+            };
+            match fetch(f) {
+                Ok(more) => {
                     self.done = more.is_none();
                     self.after = more;
-                    self.batch = items.into();
+                    self.items.reverse();
                 }
                 Err(e) => {
+                    self.items.clear();
                     self.done = true;
                     return Some(Err(e));
                 }
             }
         }
-        self.batch.pop_front().map(Ok)
+        self.items.pop().map(Ok)
     }
 }
 
@@ -82,8 +100,9 @@ pub(crate) fn batch_start<'k>(prefix: &'k [u8], after: Option<&'k [u8]>) -> Boun
 /// short: kept inline, they cost no allocation each.
 pub(crate) type RawEntries = Vec<(Vec<u8>, smallvec::SmallVec<[u8; 32]>)>;
 
-/// Up to `max` (key, record) pairs of the primary index read through `rd`
-/// whose keys start with `prefix`, after `after` (or from the start).
+/// Fills `raw` with up to `max` (key, record) pairs of the primary index
+/// read through `rd` whose keys start with `prefix`, after `after` (or from
+/// the start).
 ///
 /// With `recheck`, the CRC of every mapped leaf page the records are copied
 /// from is checked again (once per page per batch), whether or not it was
@@ -96,8 +115,9 @@ pub(crate) fn raw_batch(
     after: Option<&[u8]>,
     max: usize,
     recheck: Option<&Snapshot>,
-) -> Result<RawEntries> {
-    let mut raw = Vec::with_capacity(max.min(BATCH));
+    raw: &mut RawEntries,
+) -> Result<()> {
+    raw.clear();
     let mut checked_page = None;
     rd.scan(batch_start(prefix, after), |k, v| {
         if !k.starts_with(prefix) {
@@ -108,8 +128,7 @@ pub(crate) fn raw_batch(
         }
         raw.push((k.to_vec(), smallvec::SmallVec::from_slice(v)));
         Ok(raw.len() < max)
-    })?;
-    Ok(raw)
+    })
 }
 
 /// Iterator over the keys of a cache in ascending byte order, from
@@ -129,7 +148,8 @@ impl Iterator for Keys<'_> {
 
     fn next(&mut self) -> Option<Result<Vec<u8>>> {
         let c = self.cache;
-        self.inner.next(|p, after| c.key_batch(p, after, BATCH))
+        self.inner
+            .next(|f| c.key_batch(f.prefix, f.after, BATCH, f.out))
     }
 }
 
@@ -154,36 +174,36 @@ impl DatasetFileCache {
         })
     }
 
-    /// Up to `max` keys with `prefix` after `after` (or from the start).
+    /// Appends up to `max` keys with `prefix` after `after` (or from the
+    /// start) to `out`; returns the resume key (see [`Batched::next`]).
     pub(crate) fn key_batch(
         &self,
         prefix: &[u8],
         after: Option<&[u8]>,
         max: usize,
-    ) -> Result<Batch<Vec<u8>>> {
+        out: &mut Vec<Vec<u8>>,
+    ) -> Result<Option<Vec<u8>>> {
         let start = batch_start(prefix, after);
-        let collect = |rd: crate::btree::Reader<'_>| -> Result<Vec<Vec<u8>>> {
-            let mut out = Vec::new();
+        let mut collect = |rd: crate::btree::Reader<'_>| -> Result<()> {
+            out.clear();
             rd.scan(start, |k, _| {
                 if !k.starts_with(prefix) {
                     return Ok(false);
                 }
                 out.push(k.to_vec());
                 Ok(out.len() < max)
-            })?;
-            Ok(out)
+            })
         };
         let g = self.writer.lock();
-        let out = match g.as_ref() {
+        match g.as_ref() {
             Some(w) => collect(w.txn.reader(TreeId::PRIMARY))?,
             None => {
                 drop(g);
                 let _pin = self.readers.pin();
                 self.read_view(|view| collect(view.snap.reader(TreeId::PRIMARY)))?
             }
-        };
-        let more = resume_after(out.len(), max, out.last().map(Vec::as_slice));
-        Ok((out, more))
+        }
+        Ok(resume_after(out.len(), max, out.last().map(Vec::as_slice)))
     }
 }
 
@@ -199,7 +219,7 @@ impl Iterator for Entries<'_> {
 
     fn next(&mut self) -> Option<Self::Item> {
         let c = self.cache;
-        self.inner.next(|p, after| c.entry_batch(p, after, BATCH))
+        self.inner.next(|f| c.entry_batch(f, BATCH))
     }
 }
 
@@ -220,31 +240,50 @@ impl DatasetFileCache {
 
     fn entry_batch(
         &self,
-        prefix: &[u8],
-        after: Option<&[u8]>,
+        f: Fetch<'_, (Vec<u8>, EntryInfo)>,
         max: usize,
-    ) -> Result<Batch<(Vec<u8>, EntryInfo)>> {
+    ) -> Result<Option<Vec<u8>>> {
+        let Fetch {
+            prefix,
+            after,
+            raw,
+            out,
+        } = f;
         let _pin = self.readers.pin();
         let g = self.writer.lock();
-        let items: Vec<(Vec<u8>, EntryInfo)> = if let Some(w) = g.as_ref() {
-            let raw = raw_batch(w.txn.reader(TreeId::PRIMARY), prefix, after, max, None)?;
+        if let Some(w) = g.as_ref() {
+            raw_batch(w.txn.reader(TreeId::PRIMARY), prefix, after, max, None, raw)?;
             let (snap, limit) = (w.txn.base.clone(), w.txn.base.mapping.len());
             drop(g);
-            raw.into_iter()
-                .map(|(k, v)| Ok((k, info_of(&snap, limit, &v)?)))
-                .collect::<Result<_>>()?
+            for (k, v) in raw.drain(..) {
+                let info = info_of(&snap, limit, &v)?;
+                out.push((k, info));
+            }
         } else {
             drop(g);
             self.read_view(|view| {
-                let raw = raw_batch(view.snap.reader(TreeId::PRIMARY), prefix, after, max, None)?;
+                raw_batch(
+                    view.snap.reader(TreeId::PRIMARY),
+                    prefix,
+                    after,
+                    max,
+                    None,
+                    raw,
+                )?;
                 let (snap, limit) = (&view.snap, view.snap.record.file_len);
-                raw.into_iter()
-                    .map(|(k, v)| Ok((k, info_of(snap, limit, &v)?)))
-                    .collect()
+                out.clear();
+                for (k, v) in raw.drain(..) {
+                    let info = info_of(snap, limit, &v)?;
+                    out.push((k, info));
+                }
+                Ok(())
             })?
-        };
+        }
         // Every entry read becomes an item.
-        let more = resume_after(items.len(), max, items.last().map(|e| e.0.as_slice()));
-        Ok((items, more))
+        Ok(resume_after(
+            out.len(),
+            max,
+            out.last().map(|e| e.0.as_slice()),
+        ))
     }
 }

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use crate::btree::TreeId;
-use crate::cache::keys::{raw_batch, resume_after, Batch, Batched, BATCH};
+use crate::cache::keys::{raw_batch, resume_after, Batched, Fetch, RawEntries, BATCH};
 use crate::cache::read::{Found, ValueSrc};
 use crate::cache::record::{Body, Record};
 use crate::cache::slots::{Counters, Note};
@@ -29,7 +29,7 @@ impl<'c> Iterator for Scan<'c> {
 
     fn next(&mut self) -> Option<Self::Item> {
         let c = self.cache;
-        self.inner.next(|p, after| c.value_batch(p, after, BATCH))
+        self.inner.next(|f| c.value_batch(f, BATCH))
     }
 }
 
@@ -58,29 +58,40 @@ impl DatasetFileCache {
 
     /// The entries with their values among the next `max` index entries
     /// with `prefix` after `after`.
-    fn value_batch(
-        &self,
-        prefix: &[u8],
-        after: Option<&[u8]>,
+    fn value_batch<'c>(
+        &'c self,
+        f: Fetch<'_, (Vec<u8>, Value<'c>)>,
         max: usize,
-    ) -> Result<Batch<(Vec<u8>, Value<'_>)>> {
+    ) -> Result<Option<Vec<u8>>> {
+        let Fetch {
+            prefix,
+            after,
+            raw,
+            out,
+        } = f;
         // Pinned before the records are read: the extents they name stay
         // valid while this pin (and each Value's, taken inside it) lives.
         let pin = self.readers.pin();
         let g = self.writer.lock();
         let Some(w) = g.as_ref() else {
             drop(g);
-            return self.value_batch_read_only(prefix, after, max);
+            return self.value_batch_read_only(prefix, after, max, raw, out);
         };
         let snap = w.txn.base.clone();
         let recheck = self.checked.is_none().then_some(&*snap);
-        let raw = raw_batch(w.txn.reader(TreeId::PRIMARY), prefix, after, max, recheck)?;
+        raw_batch(
+            w.txn.reader(TreeId::PRIMARY),
+            prefix,
+            after,
+            max,
+            recheck,
+            raw,
+        )?;
         drop(g);
         let more = resume_after(raw.len(), max, raw.last().map(|e| e.0.as_slice()));
         // Uncommitted values may lie past the committed length.
         let limit = snap.mapping.len();
-        let mut out = Vec::with_capacity(raw.len());
-        for (k, rec) in raw {
+        for (k, rec) in raw.drain(..) {
             let r = Record::decode(&rec)?;
             if self.expired(&r) {
                 continue;
@@ -111,7 +122,7 @@ impl DatasetFileCache {
             };
             out.push((k, v));
         }
-        Ok((out, more))
+        Ok(more)
     }
 
     /// `value_batch` for read-only handles: copies the values inside a
@@ -121,14 +132,23 @@ impl DatasetFileCache {
         prefix: &[u8],
         after: Option<&[u8]>,
         max: usize,
-    ) -> Result<Batch<(Vec<u8>, Value<'_>)>> {
+        raw: &mut RawEntries,
+        items: &mut Vec<(Vec<u8>, Value<'_>)>,
+    ) -> Result<Option<Vec<u8>>> {
         let (out, more) = self.read_view(|view| {
             // A read-only handle checks every read.
             let snap = Some(&*view.snap);
-            let raw = raw_batch(view.snap.reader(TreeId::PRIMARY), prefix, after, max, snap)?;
+            raw_batch(
+                view.snap.reader(TreeId::PRIMARY),
+                prefix,
+                after,
+                max,
+                snap,
+                raw,
+            )?;
             let more = resume_after(raw.len(), max, raw.last().map(|e| e.0.as_slice()));
             let mut out = Vec::with_capacity(raw.len());
-            for (k, rec) in raw {
+            for (k, rec) in raw.drain(..) {
                 let r = Record::decode(&rec)?;
                 if self.expired(&r) {
                     continue;
@@ -151,7 +171,7 @@ impl DatasetFileCache {
             }
             Ok((out, more))
         })?;
-        let items = out.into_iter().map(|(k, v)| (k, Value::owned(v))).collect();
-        Ok((items, more))
+        items.extend(out.into_iter().map(|(k, v)| (k, Value::owned(v))));
+        Ok(more)
     }
 }
