@@ -141,12 +141,18 @@ fn pages_touched(start: u64, end: u64) -> u64 {
 /// Freed ranges not yet reusable.
 #[derive(Debug, Default)]
 pub(crate) struct Quarantine {
-    /// start → end, disjoint.
-    ranges: BTreeMap<u64, u64>,
-    /// Starts of ranges waiting for the current transaction to commit.
-    awaiting: Vec<u64>,
-    /// Epoch tag → starts of ranges waiting for readers to let go.
-    tagged: BTreeMap<u64, Vec<u64>>,
+    /// The ranges as (start, end) → how many times each is held. Ranges
+    /// may overlap, even start at the same offset: clearing the cache
+    /// quarantines the whole old file on top of what was quarantined
+    /// before, and each range must stay until its own release.
+    ranges: BTreeMap<(u64, u64), u32>,
+    /// Reservations: start → end (their starts are unique, since a
+    /// reservation is placed clear of every quarantined range).
+    reserved: BTreeMap<u64, u64>,
+    /// Ranges waiting for the current transaction to commit.
+    awaiting: Vec<(u64, u64)>,
+    /// Epoch tag → ranges waiting for readers to let go.
+    tagged: BTreeMap<u64, Vec<(u64, u64)>>,
     /// A conservative count of pages the ranges make unusable.
     pages: u64,
     /// The ranges with touching ones joined (start → end), for searches:
@@ -189,16 +195,36 @@ impl Quarantine {
     fn add(&mut self, start: u64, end: u64, reuse: Reuse) {
         match reuse {
             Reuse::Now => return,
-            Reuse::AfterCommit => self.awaiting.push(start),
-            Reuse::AfterEpoch(t) => self.tagged.entry(t).or_default().push(start),
-            Reuse::Reserved => {}
+            Reuse::AfterCommit => self.awaiting.push((start, end)),
+            Reuse::AfterEpoch(t) => self.tagged.entry(t).or_default().push((start, end)),
+            Reuse::Reserved => {
+                if let Some(old) = self.reserved.insert(start, end) {
+                    // Cannot happen (see `reserved`); keep the old one held
+                    // rather than lose track of it.
+                    self.reserved.insert(start, old.max(end));
+                    return;
+                }
+            }
         }
         self.pages += pages_touched(start, end);
-        self.ranges.insert(start, end);
+        *self.ranges.entry((start, end)).or_default() += 1;
         self.overlapped |= join_into(&mut self.joined, start, end);
     }
 
-    /// Removes range `[s, e)`, gone from `ranges`, from `joined`.
+    /// Drops one hold of `[s, e)`.
+    fn remove(&mut self, s: u64, e: u64) {
+        let Some(n) = self.ranges.get_mut(&(s, e)) else {
+            return;
+        };
+        *n -= 1;
+        if *n == 0 {
+            self.ranges.remove(&(s, e));
+        }
+        self.pages -= pages_touched(s, e);
+        self.unjoin(s, e);
+    }
+
+    /// Removes range `[s, e)`, one of whose holds just went, from `joined`.
     fn unjoin(&mut self, s: u64, e: u64) {
         if self.ranges.is_empty() {
             self.joined.clear();
@@ -207,7 +233,7 @@ impl Quarantine {
         }
         if self.overlapped {
             self.joined.clear();
-            for (&rs, &re) in &self.ranges {
+            for &(rs, re) in self.ranges.keys() {
                 join_into(&mut self.joined, rs, re);
             }
             return;
@@ -225,11 +251,10 @@ impl Quarantine {
         }
     }
 
-    /// Ends the reservation of the range starting at `start`.
+    /// Ends the reservation starting at `start`; returns its end.
     fn release(&mut self, start: u64) -> Option<u64> {
-        let e = self.ranges.remove(&start)?;
-        self.unjoin(start, e);
-        self.pages -= pages_touched(start, e);
+        let e = self.reserved.remove(&start)?;
+        self.remove(start, e);
         Some(e)
     }
 
@@ -247,12 +272,9 @@ impl Quarantine {
             if tag >= min_pinned {
                 break;
             }
-            if let Some((_, starts)) = self.tagged.pop_first() {
-                for s in starts {
-                    if let Some(e) = self.ranges.remove(&s) {
-                        self.unjoin(s, e);
-                        self.pages -= pages_touched(s, e);
-                    }
+            if let Some((_, ranges)) = self.tagged.pop_first() {
+                for (s, e) in ranges {
+                    self.remove(s, e);
                 }
             }
         }
@@ -270,12 +292,15 @@ impl Quarantine {
 
     /// Bytes quarantined.
     pub(crate) fn bytes(&self) -> u64 {
-        self.ranges.iter().map(|(s, e)| e - s).sum()
+        self.ranges
+            .iter()
+            .map(|(&(s, e), &n)| (e - s) * u64::from(n))
+            .sum()
     }
 
     /// The highest end of any range (0 when empty).
     pub(crate) fn max_end(&self) -> u64 {
-        self.ranges.values().copied().max().unwrap_or(0)
+        self.ranges.keys().map(|&(_, e)| e).max().unwrap_or(0)
     }
 
     /// If `[a, a + len)` overlaps a quarantined range, the end of that
@@ -737,10 +762,37 @@ mod tests {
         assert_eq!(q.overlap(12, 10), Some(30));
         // A range on top of others (clear quarantines the whole old file):
         // one of them going must not uncover what the big one holds.
-        q.add(0, 100, Reuse::Reserved);
+        q.add(0, 100, Reuse::AfterCommit);
         assert_eq!(q.overlap(12, 1), Some(100));
         q.release(20);
         assert_eq!(q.overlap(25, 1), Some(100));
         assert_eq!(q.overlap(100, 1), None);
+        q.release(0);
+        q.committed(1);
+        assert_eq!(q.overlap(5, 1), Some(100));
+        q.reclaim(2);
+        assert!(q.is_empty());
+        assert_eq!((q.overlap(5, 1), q.pages, q.bytes()), (None, 0, 0));
+    }
+
+    #[test]
+    fn quarantine_keeps_ranges_that_start_at_the_same_offset() {
+        // A freed extent at the start of the data area waits for a reader;
+        // then the cache is cleared, which quarantines the whole old file
+        // from the same offset until its own commit and readers. The first
+        // range going must leave the second in place.
+        let mut q = Quarantine::default();
+        q.add(64, 64 + 4096, Reuse::AfterEpoch(3));
+        q.add(64, 1 << 20, Reuse::AfterCommit);
+        q.reclaim(4);
+        assert_eq!(q.overlap(64, 1), Some(1 << 20), "the clear's range stays");
+        assert_eq!(q.overlap(8192, 1), Some(1 << 20));
+        assert_eq!(q.bytes(), (1 << 20) - 64);
+        q.committed(7);
+        q.reclaim(7);
+        assert_eq!(q.overlap(8192, 1), Some(1 << 20), "until its readers go");
+        q.reclaim(8);
+        assert!(q.is_empty());
+        assert_eq!((q.overlap(64, 1), q.pages), (None, 0));
     }
 }
