@@ -488,6 +488,8 @@ pub mod sim {
     pub struct Snap {
         /// Every entry.
         pub entries: BTreeMap<Vec<u8>, Vec<u8>>,
+        /// The metadata of the entries that have some.
+        pub meta: BTreeMap<Vec<u8>, Vec<u8>>,
         /// The maximum file size.
         pub max_size: u64,
         /// The maximum age.
@@ -533,6 +535,15 @@ pub mod sim {
                         b.map(|v| v.len())
                     );
                 }
+                let (a, b) = (self.meta.get(k), other.meta.get(k));
+                if a != b {
+                    return format!(
+                        "key {}: metadata {:?} vs {:?}",
+                        String::from_utf8_lossy(k),
+                        a.map(|v| v.len()),
+                        b.map(|v| v.len())
+                    );
+                }
             }
             "equal".into()
         }
@@ -541,10 +552,22 @@ pub mod sim {
     /// Reads every entry of `c` through the public API.
     pub fn read_snap(c: &DatasetFileCache) -> Result<Snap, Error> {
         let mut entries = BTreeMap::new();
+        let mut meta = BTreeMap::new();
         for k in c.keys()? {
             let k = k?;
             match c.get(&k)? {
                 Some(v) => {
+                    match c.meta(&k)? {
+                        Some(m) if !m.is_empty() => {
+                            meta.insert(k.clone(), m);
+                        }
+                        Some(_) => {}
+                        None => {
+                            return Err(Error::InvalidArgument(format!(
+                                "key {k:?} has a value but no metadata record"
+                            )))
+                        }
+                    }
                     entries.insert(k, v.to_vec());
                 }
                 None => {
@@ -563,6 +586,7 @@ pub mod sim {
         }
         Ok(Snap {
             entries,
+            meta,
             max_size: c.maximum_file_size(),
             max_age: c.maximum_age(),
         })
@@ -613,8 +637,9 @@ pub mod sim {
                 .collect();
             for k in keys {
                 let got = s.entries.get(k);
-                let ok = got == self.before.entries.get(k)
-                    || got == self.after.entries.get(k)
+                let got_meta = (got, s.meta.get(k));
+                let ok = got_meta == (self.before.entries.get(k), self.before.meta.get(k))
+                    || got_meta == (self.after.entries.get(k), self.after.meta.get(k))
                     || (got.is_none() && self.evicted.contains(k))
                     || (got.is_none() && self.replaced.as_ref() == Some(k))
                     || (got.is_none() && self.what == "clear");
@@ -743,6 +768,7 @@ pub mod sim {
                         ));
                     }
                     self.model.entries.remove(&k);
+                    self.model.meta.remove(&k);
                     evicted.insert(k);
                 }
                 if c.len() != self.model.entries.len() as u64 {
@@ -769,28 +795,29 @@ pub mod sim {
 
         /// `put`.
         pub fn put(&mut self, k: &[u8], v: &[u8]) -> Result<(), String> {
-            self.put_by("put", k, v, |c| c.put(k, v))
+            self.put_by("put", k, v, &[], |c| c.put(k, v))
         }
 
-        /// `put_with_meta`. The model keeps values only: metadata is
-        /// checked by verify (its extents and the cap's accounting).
+        /// `put_with_meta`.
         pub fn put_meta(&mut self, k: &[u8], v: &[u8], meta: &[u8]) -> Result<(), String> {
-            self.put_by("put_with_meta", k, v, |c| c.put_with_meta(k, v, meta))
+            self.put_by("put_with_meta", k, v, meta, |c| c.put_with_meta(k, v, meta))
         }
 
         /// `put_stream` of `v`, read in pieces.
         pub fn put_stream(&mut self, k: &[u8], v: &[u8]) -> Result<(), String> {
-            self.put_by("put_stream", k, v, |c| {
+            self.put_by("put_stream", k, v, &[], |c| {
                 c.put_stream(k, std::io::Cursor::new(v)).map(|_| ())
             })
         }
 
-        /// One of the puts: `f` stores `v` under `k`.
+        /// One of the puts: `f` stores `v` under `k` with metadata `meta`
+        /// (empty: none, which a plain put leaves).
         fn put_by(
             &mut self,
             what: &str,
             k: &[u8],
             v: &[u8],
+            meta: &[u8],
             f: impl FnOnce(&DatasetFileCache) -> crate::Result<()>,
         ) -> Result<(), String> {
             self.step_replacing(
@@ -801,6 +828,11 @@ pub mod sim {
                     match f(h.c()) {
                         Ok(()) => {
                             h.model.entries.insert(k.to_vec(), v.to_vec());
+                            if meta.is_empty() {
+                                h.model.meta.remove(k);
+                            } else {
+                                h.model.meta.insert(k.to_vec(), meta.to_vec());
+                            }
                             Ok(())
                         }
                         // Refused (too large for the cap): the old value stays.
@@ -819,6 +851,7 @@ pub mod sim {
                 |h| {
                     let had = h.c().remove(k).map_err(|e| format!("remove: {e}"))?;
                     let want = h.model.entries.remove(k).is_some();
+                    h.model.meta.remove(k);
                     // A key the cache evicted (the model learns that after the
                     // operation) may be missing.
                     if had && !want {
@@ -843,7 +876,23 @@ pub mod sim {
                         // Evicted: the step learns it.
                         Ok(())
                     }
-                    _ if got.as_ref() == want => Ok(()),
+                    _ if got.as_ref() == want => {
+                        if got.is_none() {
+                            return Ok(());
+                        }
+                        // The metadata beside the value.
+                        let m = h.c().meta(k).map_err(|e| format!("meta: {e}"))?;
+                        let want_m = h.model.meta.get(k).cloned().unwrap_or_default();
+                        match m {
+                            Some(m) if m == want_m => Ok(()),
+                            m => Err(format!(
+                                "meta {}: {:?} bytes, model {} bytes",
+                                String::from_utf8_lossy(k),
+                                m.map(|m| m.len()),
+                                want_m.len()
+                            )),
+                        }
+                    }
                     _ => Err(format!(
                         "get {}: {:?} bytes, model {:?}",
                         String::from_utf8_lossy(k),
@@ -898,6 +947,7 @@ pub mod sim {
             self.step("clear".into(), true, |h| {
                 h.c().clear().map_err(|e| format!("clear: {e}"))?;
                 h.model.entries.clear();
+                h.model.meta.clear();
                 Ok(())
             })
         }
