@@ -196,6 +196,107 @@ pub(crate) fn cmp_keys(a: &[u8], b: &[u8]) -> Ordering {
     a[8..].cmp(&b[8..])
 }
 
+/// Where `rest` falls among `n` ascending keys whose parts past a common
+/// prefix `suffix(i)` returns (the prefix already matched): `Found(i)` or
+/// the insertion point `Missing(i)`. Larger nodes start from a guess by
+/// interpolation, then gallop and bisect.
+fn find<'a, E>(
+    n: usize,
+    rest: &[u8],
+    suffix: impl Fn(usize) -> std::result::Result<&'a [u8], E>,
+) -> std::result::Result<Pos, E> {
+    // Invariant: suffixes before `lo` sort below `rest`, those from `hi`
+    // on above it.
+    let (mut lo, mut hi) = (0usize, n);
+    if n >= INTERPOLATE_MIN {
+        if let Some(g) = guess(n, rest, &suffix)? {
+            match gallop(n, g, rest, &suffix)? {
+                Ok(found) => return Ok(Pos::Found(found)),
+                Err(bracket) => (lo, hi) = bracket,
+            }
+        }
+    }
+    while lo < hi {
+        let mid = (lo + hi) / 2;
+        match cmp_keys(suffix(mid)?, rest) {
+            Ordering::Less => lo = mid + 1,
+            Ordering::Greater => hi = mid,
+            Ordering::Equal => return Ok(Pos::Found(mid)),
+        }
+    }
+    Ok(Pos::Missing(lo))
+}
+
+/// Where `rest` would sit if the suffixes' first eight bytes were spread
+/// evenly between the first and the last: dataset block keys are, so the
+/// guess is usually a few entries off, one or two cache lines, where
+/// bisection touches about seven. `None` when those bytes of the first and
+/// last suffix are equal (no scale to interpolate on).
+fn guess<'a, E>(
+    n: usize,
+    rest: &[u8],
+    suffix: &impl Fn(usize) -> std::result::Result<&'a [u8], E>,
+) -> std::result::Result<Option<usize>, E> {
+    let last = n - 1;
+    let (a, b) = (head8(suffix(0)?), head8(suffix(last)?));
+    if b <= a {
+        return Ok(None);
+    }
+    let x = head8(rest).clamp(a, b);
+    // In floating point: a 128-bit integer division costs more than the
+    // probes the guess saves in a small node.
+    let g = (x - a) as f64 / (b - a) as f64 * last as f64;
+    Ok(Some((g as usize).min(last)))
+}
+
+/// Compares `rest` with the suffix at `g`, then at steps of 1, 2, 4, ...
+/// away from it in the direction of `rest`, until it is passed: either the
+/// index of an equal suffix, or a bracket `(lo, hi)` to bisect.
+fn gallop<'a, E>(
+    n: usize,
+    g: usize,
+    rest: &[u8],
+    suffix: &impl Fn(usize) -> std::result::Result<&'a [u8], E>,
+) -> std::result::Result<std::result::Result<usize, (usize, usize)>, E> {
+    let (mut lo, mut hi) = (0usize, n);
+    match cmp_keys(suffix(g)?, rest) {
+        Ordering::Equal => return Ok(Ok(g)),
+        Ordering::Less => {
+            lo = g + 1;
+            let mut step = 1;
+            while g + step < n {
+                let j = g + step;
+                match cmp_keys(suffix(j)?, rest) {
+                    Ordering::Less => lo = j + 1,
+                    Ordering::Equal => return Ok(Ok(j)),
+                    Ordering::Greater => {
+                        hi = j;
+                        break;
+                    }
+                }
+                step *= 2;
+            }
+        }
+        Ordering::Greater => {
+            hi = g;
+            let mut step = 1;
+            while step <= g {
+                let j = g - step;
+                match cmp_keys(suffix(j)?, rest) {
+                    Ordering::Greater => hi = j,
+                    Ordering::Equal => return Ok(Ok(j)),
+                    Ordering::Less => {
+                        lo = j + 1;
+                        break;
+                    }
+                }
+                step *= 2;
+            }
+        }
+    }
+    Ok(Err((lo, hi)))
+}
+
 /// The first eight bytes of `s` as a big-endian integer, zero-padded.
 #[inline]
 fn head8(s: &[u8]) -> u64 {
@@ -218,7 +319,22 @@ pub(crate) fn page_crc(page: &[u8]) -> u32 {
 
 /// Length of the common prefix of two byte strings.
 pub(crate) fn common_prefix(a: &[u8], b: &[u8]) -> usize {
-    a.iter().zip(b).take_while(|(x, y)| x == y).count()
+    // Eight bytes at a time: decoded nodes take the prefix of their first
+    // and last keys on every search.
+    let mut i = 0;
+    for (x, y) in a.chunks_exact(8).zip(b.chunks_exact(8)) {
+        let d = u64::from_le_bytes(x.try_into().unwrap_or([0; 8]))
+            ^ u64::from_le_bytes(y.try_into().unwrap_or([0; 8]));
+        if d != 0 {
+            return i + (d.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    i + a[i..]
+        .iter()
+        .zip(&b[i..])
+        .take_while(|(x, y)| x == y)
+        .count()
 }
 
 /// A node page read in place.
@@ -456,89 +572,7 @@ impl<'a> NodeView<'a> {
             Ordering::Equal if key.len() < pre.len() => return Ok(Pos::Missing(0)),
             Ordering::Equal => {}
         }
-        let rest = &key[pre.len()..];
-        // Invariant: suffixes before `lo` sort below `rest`, those from `hi`
-        // on above it.
-        let (mut lo, mut hi) = (0usize, self.n);
-        if self.n >= INTERPOLATE_MIN {
-            if let Some(g) = self.guess(rest)? {
-                match self.gallop(g, rest)? {
-                    Ok(found) => return Ok(Pos::Found(found)),
-                    Err(bracket) => (lo, hi) = bracket,
-                }
-            }
-        }
-        while lo < hi {
-            let mid = (lo + hi) / 2;
-            match cmp_keys(self.suffix(mid)?, rest) {
-                Ordering::Less => lo = mid + 1,
-                Ordering::Greater => hi = mid,
-                Ordering::Equal => return Ok(Pos::Found(mid)),
-            }
-        }
-        Ok(Pos::Missing(lo))
-    }
-
-    /// Where `rest` (a key past the prefix) would sit if the suffixes'
-    /// first eight bytes were spread evenly between the first and the last:
-    /// dataset block keys are, so the guess is usually a few entries off,
-    /// one or two cache lines, where bisection touches about seven lines of
-    /// a page the get has not read before. `None` when those bytes of the
-    /// first and last suffix are equal (no scale to interpolate on).
-    fn guess(&self, rest: &[u8]) -> Result<Option<usize>> {
-        let last = self.n - 1;
-        let (a, b) = (head8(self.suffix(0)?), head8(self.suffix(last)?));
-        if b <= a {
-            return Ok(None);
-        }
-        let x = head8(rest).clamp(a, b);
-        // In floating point: a 128-bit integer division costs more than
-        // the probes the guess saves in a small node.
-        let g = (x - a) as f64 / (b - a) as f64 * last as f64;
-        Ok(Some((g as usize).min(last)))
-    }
-
-    /// Compares `rest` with the suffix at `g`, then at steps of 1, 2, 4, ...
-    /// away from it in the direction of `rest`, until it is passed: either
-    /// the index of an equal suffix, or a bracket `(lo, hi)` to bisect.
-    fn gallop(&self, g: usize, rest: &[u8]) -> Result<std::result::Result<usize, (usize, usize)>> {
-        let (mut lo, mut hi) = (0usize, self.n);
-        match cmp_keys(self.suffix(g)?, rest) {
-            Ordering::Equal => return Ok(Ok(g)),
-            Ordering::Less => {
-                lo = g + 1;
-                let mut step = 1;
-                while g + step < self.n {
-                    let j = g + step;
-                    match cmp_keys(self.suffix(j)?, rest) {
-                        Ordering::Less => lo = j + 1,
-                        Ordering::Equal => return Ok(Ok(j)),
-                        Ordering::Greater => {
-                            hi = j;
-                            break;
-                        }
-                    }
-                    step *= 2;
-                }
-            }
-            Ordering::Greater => {
-                hi = g;
-                let mut step = 1;
-                while step <= g {
-                    let j = g - step;
-                    match cmp_keys(self.suffix(j)?, rest) {
-                        Ordering::Greater => hi = j,
-                        Ordering::Equal => return Ok(Ok(j)),
-                        Ordering::Less => {
-                            lo = j + 1;
-                            break;
-                        }
-                    }
-                    step *= 2;
-                }
-            }
-        }
-        Ok(Err((lo, hi)))
+        find(self.n, &key[pre.len()..], |i| self.suffix(i))
     }
 
     /// The index of the child whose subtree holds `key`.
@@ -699,9 +733,29 @@ impl Node {
 
     /// Where `key` is among the keys.
     pub(crate) fn search(&self, key: &[u8]) -> Pos {
-        match self.keys.binary_search_by(|k| cmp_keys(k, key)) {
-            Ok(i) => Pos::Found(i),
-            Err(i) => Pos::Missing(i),
+        let n = self.keys.len();
+        // The keys between the first and the last share what those two
+        // share: match that once, then search the rest as NodeView does.
+        let pre = match (self.keys.first(), self.keys.last()) {
+            (Some(a), Some(b)) if n > 1 => common_prefix(a, b),
+            _ => 0,
+        };
+        if pre > 0 {
+            let first = &self.keys[0][..pre];
+            let m = pre.min(key.len());
+            match key[..m].cmp(&first[..m]) {
+                Ordering::Less => return Pos::Missing(0),
+                Ordering::Greater => return Pos::Missing(n),
+                Ordering::Equal if key.len() < pre => return Pos::Missing(0),
+                Ordering::Equal => {}
+            }
+        }
+        let found = find(n, &key[pre..], |i| {
+            Ok::<_, std::convert::Infallible>(&self.keys[i][pre..])
+        });
+        match found {
+            Ok(p) => p,
+            Err(never) => match never {},
         }
     }
 
@@ -1152,8 +1206,26 @@ mod tests {
         assert!(NodeView::parse(&page, 0, TreeId::PRIMARY, 1).is_err());
     }
 
-    /// Interpolation with galloping finds what bisection finds, on keys
-    /// spread evenly, clustered, skewed, of mixed lengths, and on probes
+    #[test]
+    fn common_prefix_counts_equal_leading_bytes() {
+        let naive = |a: &[u8], b: &[u8]| a.iter().zip(b).take_while(|(x, y)| x == y).count();
+        let base: Vec<u8> = (0..40u8).collect();
+        for la in [0usize, 1, 7, 8, 9, 16, 23, 28, 40] {
+            for lb in [0usize, 5, 8, 17, 28, 40] {
+                for diff in 0..41usize {
+                    let a = &base[..la];
+                    let mut b = base[..lb].to_vec();
+                    if let Some(x) = b.get_mut(diff) {
+                        *x ^= 0x10;
+                    }
+                    assert_eq!(common_prefix(a, &b), naive(a, &b), "{la} {lb} {diff}");
+                }
+            }
+        }
+    }
+
+    /// Interpolation with galloping finds what bisection finds, in pages
+    /// and in decoded nodes, on keys spread evenly, clustered, skewed, of mixed lengths, and on probes
     /// before, between, on and after them.
     #[test]
     fn search_agrees_with_bisection_on_any_key_spread() {
@@ -1218,6 +1290,7 @@ mod tests {
                     Err(i) => Pos::Missing(i),
                 };
                 assert_eq!(v.search(p).unwrap(), want, "case {case}, probe {p:?}");
+                assert_eq!(n.search(p), want, "decoded node: case {case}, probe {p:?}");
             }
         }
     }
