@@ -156,6 +156,8 @@ fn skipped_entries_do_not_end_a_scan_early() {
     assert!(all.keys().all(|k| k[0] == b'b'));
     c.flush().unwrap();
     assert_eq!(scanned(&c, b"").len(), 600, "after a commit too");
+    let ro = DatasetFileCache::open(dir.path().join("x.dfc"), true).unwrap();
+    assert_eq!(scanned(&ro, b"").len(), 600, "and on a read-only handle");
 }
 
 #[test]
