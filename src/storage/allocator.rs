@@ -199,9 +199,10 @@ impl Quarantine {
             Reuse::AfterEpoch(t) => self.tagged.entry(t).or_default().push((start, end)),
             Reuse::Reserved => {
                 if let Some(old) = self.reserved.insert(start, end) {
-                    // Cannot happen (see `reserved`); keep the old one held
-                    // rather than lose track of it.
-                    self.reserved.insert(start, old.max(end));
+                    // Cannot happen (see `reserved`): keep the old one, so
+                    // that its release stays exact; claiming the new one
+                    // then fails with an internal error, not silently.
+                    self.reserved.insert(start, old);
                     return;
                 }
             }
