@@ -526,23 +526,19 @@ pub mod sim {
             let keys: BTreeSet<&Vec<u8>> =
                 self.entries.keys().chain(other.entries.keys()).collect();
             for k in keys {
-                let (a, b) = (self.entries.get(k), other.entries.get(k));
-                if a != b {
-                    return format!(
-                        "key {}: {:?} vs {:?}",
-                        String::from_utf8_lossy(k),
-                        a.map(|v| v.len()),
-                        b.map(|v| v.len())
-                    );
-                }
-                let (a, b) = (self.meta.get(k), other.meta.get(k));
-                if a != b {
-                    return format!(
-                        "key {}: metadata {:?} vs {:?}",
-                        String::from_utf8_lossy(k),
-                        a.map(|v| v.len()),
-                        b.map(|v| v.len())
-                    );
+                for (what, x, y) in [
+                    ("", &self.entries, &other.entries),
+                    ("metadata ", &self.meta, &other.meta),
+                ] {
+                    let (a, b) = (x.get(k), y.get(k));
+                    if a != b {
+                        return format!(
+                            "key {}: {what}{:?} vs {:?}",
+                            String::from_utf8_lossy(k),
+                            a.map(|v| v.len()),
+                            b.map(|v| v.len())
+                        );
+                    }
                 }
             }
             "equal".into()
