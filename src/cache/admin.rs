@@ -140,7 +140,7 @@ impl DatasetFileCache {
                     Bound::Included(prefix)
                 };
                 w.txn.reader(TreeId::PRIMARY).scan(start, |k, _| {
-                    if !k.starts_with(prefix) {
+                    if !crate::cache::keys::has_prefix(k, prefix) {
                         return Ok(false);
                     }
                     keys.push(k.to_vec());

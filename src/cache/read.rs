@@ -242,6 +242,11 @@ impl DatasetFileCache {
             }
             Err(e) => return Err(e),
         };
+        // The caller reads the value next: its first bytes load while the
+        // use is recorded below (another cache miss), not after.
+        if let Some(ValueSrc::Mapped(m)) = &value {
+            m.prefetch();
+        }
         if use_it {
             Counters::add(&slot.counters.hits, 1);
             if !self.store.read_only {

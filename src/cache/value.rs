@@ -52,6 +52,13 @@ impl<'c> Value<'c> {
         }
     }
 
+    /// Starts loading a mapped value's bytes (see `MappedSlice::prefetch`).
+    pub(crate) fn prefetch(&self) {
+        if let Inner::Mapped { bytes, .. } = &self.inner {
+            bytes.prefetch();
+        }
+    }
+
     /// A copy of the bytes.
     pub fn to_vec(&self) -> Vec<u8> {
         self.deref().to_vec()
