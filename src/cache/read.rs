@@ -242,10 +242,11 @@ impl DatasetFileCache {
             }
             Err(e) => return Err(e),
         };
-        // The caller reads the value next: its first bytes load while the
-        // use is recorded below (another cache miss), not after.
+        // The caller reads the value next: a value of several pages waits
+        // for memory once, not once per page. (Its first lines are not
+        // worth it: the caller asks for them right away.)
         if let Some(ValueSrc::Mapped(m)) = &value {
-            m.prefetch();
+            m.prefetch(0);
         }
         if use_it {
             Counters::add(&slot.counters.hits, 1);

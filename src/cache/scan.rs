@@ -21,6 +21,9 @@ use crate::error::{Error, Result};
 /// for a value's first bytes (a TLB and cache miss) was a third of a
 /// scan's time, since nothing else overlapped with it.
 const PREFETCH_AHEAD: usize = 1;
+/// Cache lines at the start of that value loaded ahead (the CPU's own
+/// prefetcher follows the rest of the page once the caller streams).
+const PREFETCH_LINES: usize = 8;
 
 /// Iterator over (key, [`Value`]) in ascending key order, from
 /// [`DatasetFileCache::scan`]. Like [`Keys`](crate::Keys), not a snapshot:
@@ -37,7 +40,7 @@ impl<'c> Iterator for Scan<'c> {
         let c = self.cache;
         let item = self.inner.next(|f| c.value_batch(f, BATCH));
         if let Some((_, v)) = self.inner.peek(PREFETCH_AHEAD) {
-            v.prefetch();
+            v.prefetch(PREFETCH_LINES);
         }
         item
     }

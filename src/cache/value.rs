@@ -52,10 +52,11 @@ impl<'c> Value<'c> {
         }
     }
 
-    /// Starts loading a mapped value's bytes (see `MappedSlice::prefetch`).
-    pub(crate) fn prefetch(&self) {
+    /// Starts loading a mapped value's first `lines` cache lines and a
+    /// line of each later page (see `MappedSlice::prefetch`).
+    pub(crate) fn prefetch(&self, lines: usize) {
         if let Inner::Mapped { bytes, .. } = &self.inner {
-            bytes.prefetch();
+            bytes.prefetch(lines);
         }
     }
 

@@ -22,10 +22,6 @@ use memmap2::{Mmap, MmapOptions};
 use crate::error::{Error, Result};
 use crate::header::PAGE;
 
-/// Cache lines at the start of a value that [`MappedSlice::prefetch`]
-/// loads ahead.
-#[cfg(target_arch = "x86_64")]
-const PREFETCH_LINES: usize = 8;
 /// Pages after the first that [`MappedSlice::prefetch`] touches one line
 /// of.
 #[cfg(target_arch = "x86_64")]
@@ -173,18 +169,18 @@ pub(crate) struct MappedSlice {
 }
 
 impl MappedSlice {
-    /// Asks the CPU to start loading the bytes' first cache lines and the
-    /// first line of each later page (up to [`PREFETCH_PAGES`]), so that a
-    /// caller about to read them waits for memory once, not once per page:
-    /// the CPU's own prefetcher follows a stream only within a page, and
-    /// each page of a mapping costs a TLB miss of its own. A hint: it
-    /// reads nothing and cannot fault.
+    /// Asks the CPU to start loading the bytes: their first `lines` cache
+    /// lines and the first line of each later page (up to
+    /// [`PREFETCH_PAGES`]). The CPU's own prefetcher follows a stream only
+    /// within a page, and each page of a mapping costs a TLB miss of its
+    /// own: this makes a reader of a long value wait for memory once, not
+    /// once per page. A hint: it reads nothing and cannot fault.
     #[inline]
-    pub(crate) fn prefetch(&self) {
+    pub(crate) fn prefetch(&self, lines: usize) {
         #[cfg(target_arch = "x86_64")]
         {
             let page = PAGE as usize;
-            let lines = (0..PREFETCH_LINES).map(|i| i * 64);
+            let lines = (0..lines).map(|i| i * 64);
             // The next page boundary after the first byte.
             let next_page = page - (self.ptr as usize % page);
             let pages = (0..PREFETCH_PAGES).map(|i| next_page + i * page);
@@ -198,6 +194,8 @@ impl MappedSlice {
                 }
             }
         }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = lines;
     }
 
     /// The bytes.
