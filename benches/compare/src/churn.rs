@@ -27,6 +27,9 @@ pub trait Lru {
     /// Reads block `i` (from the cache, or from the source and then caches
     /// it), checks it; returns whether it was a hit.
     fn read(&mut self, i: u64) -> Result<bool>;
+
+    /// Blocks the cache holds now.
+    fn held(&self) -> Result<u64>;
 }
 
 /// The zero-latency source: generates block `i` on demand.
@@ -50,6 +53,15 @@ pub enum Variant {
     Default(Kind),
     /// dfcache opened with `OpenOptions::sync(false)`.
     DfcacheNoSync,
+    /// dfcache whose file cap is [`roomy_cap`] of the cap: room for as much
+    /// payload as the others' payload cap allows, besides its indexes.
+    DfcacheRoomy,
+}
+
+/// The file cap of [`Variant::DfcacheRoomy`] for a payload cap `cap`: a
+/// sixteenth more.
+pub fn roomy_cap(cap: u64) -> u64 {
+    cap + cap / 16
 }
 
 impl Variant {
@@ -58,6 +70,7 @@ impl Variant {
         match self {
             Variant::Default(k) => k.name(),
             Variant::DfcacheNoSync => "dfcache sync(false)",
+            Variant::DfcacheRoomy => "dfcache, roomier cap",
         }
     }
 
@@ -67,6 +80,7 @@ impl Variant {
         Ok(match self {
             Variant::Default(Kind::Dfcache) => Box::new(DfcLru::new(dir, d, cap, true)?),
             Variant::DfcacheNoSync => Box::new(DfcLru::new(dir, d, cap, false)?),
+            Variant::DfcacheRoomy => Box::new(DfcLru::new(dir, d, roomy_cap(cap), true)?),
             Variant::Default(Kind::Lmdb) => Box::new(LmdbLru::new(dir, d, cap)?),
             Variant::Default(Kind::Redb) => Box::new(RedbLru::new(dir, d, cap)?),
             Variant::Default(Kind::Sqlite) => Box::new(SqliteLru::new(dir, d, cap)?),
@@ -105,6 +119,10 @@ impl Lru for DfcLru {
         self.d.check(i, &v)?;
         Ok(self.cd.source_reads() == before)
     }
+
+    fn held(&self) -> Result<u64> {
+        Ok(self.cd.cache().len())
+    }
 }
 
 /// Common LRU bookkeeping: the newest tick and the payload held.
@@ -128,6 +146,11 @@ impl Books {
     /// Whether one more value must evict first.
     fn full(&self) -> bool {
         self.used + self.d.value_len as u64 > self.cap
+    }
+
+    /// Blocks held.
+    fn held(&self) -> u64 {
+        self.used / self.d.value_len as u64
     }
 
     fn next_tick(&mut self) -> [u8; 8] {
@@ -180,6 +203,10 @@ impl Drop for LmdbLru {
 }
 
 impl Lru for LmdbLru {
+    fn held(&self) -> Result<u64> {
+        Ok(self.b.held())
+    }
+
     fn read(&mut self, i: u64) -> Result<bool> {
         let env = self.env.as_ref().expect("LMDB env open until drop");
         let k = self.b.d.key(i);
@@ -242,6 +269,10 @@ impl RedbLru {
 }
 
 impl Lru for RedbLru {
+    fn held(&self) -> Result<u64> {
+        Ok(self.b.held())
+    }
+
     fn read(&mut self, i: u64) -> Result<bool> {
         let k = self.b.d.key(i);
         let mut w = self.db.begin_write()?;
@@ -309,6 +340,10 @@ impl SqliteLru {
 }
 
 impl Lru for SqliteLru {
+    fn held(&self) -> Result<u64> {
+        Ok(self.b.held())
+    }
+
     fn read(&mut self, i: u64) -> Result<bool> {
         let k = self.b.d.key(i);
         let c = &self.c;
@@ -386,6 +421,10 @@ impl FjallLru {
 }
 
 impl Lru for FjallLru {
+    fn held(&self) -> Result<u64> {
+        Ok(self.b.held())
+    }
+
     fn read(&mut self, i: u64) -> Result<bool> {
         let k = self.b.d.key(i);
         // No fsync: the batch goes to the OS (fjall's default durability).

@@ -923,6 +923,12 @@ fn phase_churn(cfg: &Cfg, r: &mut Results, kinds: &[Kind]) -> Result<()> {
     );
     r.row("churn_hit", "7. churn: hit ratio", "", Fmt::Pct);
     r.row(
+        "churn_held",
+        "7. churn: blocks held at the end",
+        "blocks",
+        Fmt::Int,
+    );
+    r.row(
         "churn_hot_ops",
         format!(
             "7. churn, hit-only phase: {} × {} hot blocks",
@@ -964,7 +970,32 @@ fn phase_churn(cfg: &Cfg, r: &mut Results, kinds: &[Kind]) -> Result<()> {
             Fmt::Pct,
         );
     }
+    let roomy = churn::roomy_cap(cap);
     let mut variants: Vec<Variant> = kinds.iter().map(|&k| Variant::Default(k)).collect();
+    if kinds.contains(&Kind::Dfcache) {
+        r.row(
+            "churn_roomy_hit",
+            format!(
+                "7. churn, dfcache's file capped at {:.0} MiB instead: hit ratio",
+                roomy as f64 / MIB as f64
+            ),
+            "",
+            Fmt::Pct,
+        );
+        r.row(
+            "churn_roomy_held",
+            "7. same: blocks held at the end",
+            "blocks",
+            Fmt::Int,
+        );
+        r.row(
+            "churn_roomy_mib",
+            "7. same: file at the end",
+            "MiB",
+            Fmt::Dec2,
+        );
+        variants.insert(1, Variant::DfcacheRoomy);
+    }
     if cfg.churn_nosync && kinds.contains(&Kind::Dfcache) {
         variants.insert(1, Variant::DfcacheNoSync);
     }
@@ -972,7 +1003,7 @@ fn phase_churn(cfg: &Cfg, r: &mut Results, kinds: &[Kind]) -> Result<()> {
         let name = v.name();
         let col = match v {
             Variant::Default(k) => k.name(),
-            Variant::DfcacheNoSync => Kind::Dfcache.name(),
+            Variant::DfcacheNoSync | Variant::DfcacheRoomy => Kind::Dfcache.name(),
         };
         let dir = fresh_dir(
             cfg,
@@ -992,7 +1023,13 @@ fn phase_churn(cfg: &Cfg, r: &mut Results, kinds: &[Kind]) -> Result<()> {
         if v == Variant::DfcacheNoSync {
             r.set("churn_nosync_ops", col, ops);
             r.set("churn_nosync_hit", col, hit);
+        } else if v == Variant::DfcacheRoomy {
+            r.set("churn_roomy_hit", col, hit);
+            r.set("churn_roomy_held", col, c.held()? as f64);
+            drop(c);
+            r.set("churn_roomy_mib", col, dir_bytes(&dir)? as f64 / MIB as f64);
         } else {
+            r.set("churn_held", col, c.held()? as f64);
             r.set("churn_ops", col, ops);
             r.set("churn_hit", col, hit);
             // Hit-only phase: make the hot blocks resident, then read only

@@ -387,7 +387,10 @@ pub const METHOD: &str = r#"## How it is measured
   inserts. Their cap counts payload only (their files are not capped), and
   they use their non-durable modes (no fsync per read): LMDB `NO_SYNC`, redb
   `Durability::None`, SQLite `synchronous=OFF`, fjall's default (journal to
-  OS buffers, no persist). Hit-only phase: the 1,000 hottest blocks are
+  OS buffers, no persist). "Blocks held" counts what each cache holds at
+  the end. dfcache runs a second time with its file capped a sixteenth
+  higher, to show its LRU given room for as much payload as the others
+  (its file still smaller than theirs). Hit-only phase: the 1,000 hottest blocks are
   read once, then 20 more times each, and `/proc/self/io` is compared before
   and after (`write_bytes`: pages this process dirtied, memory-mapped writes
   included; `wchar`: bytes passed to write syscalls).
