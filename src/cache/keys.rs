@@ -89,7 +89,8 @@ impl<T> Batched<T> {
         self.items.pop().map(Ok)
     }
 
-    /// The item `n` places after the one `next` returned last, if fetched.
+    /// The item the `n + 1`-th call of `next` from now returns, if it was
+    /// fetched already (`peek(0)` is the next one).
     pub(crate) fn peek(&self, n: usize) -> Option<&T> {
         self.items.len().checked_sub(n + 1).map(|i| &self.items[i])
     }

@@ -16,10 +16,11 @@ use crate::cache::value::Value;
 use crate::cache::DatasetFileCache;
 use crate::error::{Error, Result};
 
-/// While the caller reads one value, the value this many places later is
-/// loaded ahead of it: values lie scattered over the file, and the wait
-/// for a value's first bytes (a TLB and cache miss) was a third of a
-/// scan's time, since nothing else overlapped with it.
+/// While the caller reads one value, a later one is loaded ahead of it
+/// (`Batched::peek` of this: the one after the next): values lie
+/// scattered over the file, and the wait for a value's first bytes (a TLB
+/// and cache miss) was a third of a scan's time, since nothing else
+/// overlapped with it. Loading the next one instead measured the same.
 const PREFETCH_AHEAD: usize = 1;
 /// Cache lines at the start of that value loaded ahead (the CPU's own
 /// prefetcher follows the rest of the page once the caller streams).
