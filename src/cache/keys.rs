@@ -13,9 +13,10 @@ pub(crate) const BATCH: usize = 256;
 
 /// Whether `k` starts with `prefix`, answering an empty prefix without a
 /// comparison. An empty slice's pointer is dangling (0x1); glibc's AVX-512
-/// `memcmp` still issues a fully masked load from it, and on this AMD CPU
-/// a masked load whose masked-off bytes would fault takes a slow assist:
-/// 10 % of a full scan's time in perf, for a comparison of nothing.
+/// `memcmp` still issues a fully masked load from it, and on the benchmark
+/// machine's CPU (an Intel Xeon, as its VM reports it) a masked load whose
+/// masked-off bytes would fault takes a slow assist: 10 % of a full scan's
+/// time in perf, for a comparison of nothing.
 pub(crate) fn has_prefix(k: &[u8], prefix: &[u8]) -> bool {
     prefix.is_empty() || k.starts_with(prefix)
 }
