@@ -32,6 +32,14 @@ pub(crate) struct Arena {
     /// and taking the copy saves decoding and checking the page (a quarter
     /// of a small commit's time). Kept across commits.
     recent: HashMap<u64, (u32, TreeId, Node)>,
+    /// Decoded copies of the other nodes a spill wrote, kept until the
+    /// commit while the dirty nodes leave room for them: a long run of
+    /// random puts changes many of them again, and decoding them again
+    /// was a fifth of a random-order load of small values.
+    spilled: HashMap<u64, (u32, TreeId, Node)>,
+    /// Decoded nodes (dirty ones and `spilled`) allowed at most since the
+    /// last spill; 0 outside a run of spills.
+    spill_room: usize,
 }
 
 /// Decoded nodes [`Arena::remember`] keeps at most (about 8 KiB each).
@@ -49,9 +57,15 @@ impl Arena {
     /// Keeps the decoded `node` of `tree` just written to `page` with `crc`
     /// if it is hot, and forgets any older copy for that page (a page is
     /// written again only after its node was freed).
+    /// Between spills (see [`keep_spilled`](Self::keep_spilled)), other
+    /// nodes are kept too, while there is room.
     pub(crate) fn remember(&mut self, page: u64, crc: u32, tree: TreeId, node: Node) {
         self.recent.remove(&page);
+        self.spilled.remove(&page);
         if !is_hot(tree, node.level) {
+            if self.live + self.spilled.len() < self.spill_room {
+                self.spilled.insert(page, (crc, tree, node));
+            }
             return;
         }
         if self.recent.len() >= RECENT_MAX {
@@ -64,17 +78,45 @@ impl Arena {
     /// Takes the copy of the node at `page` if it is the one a reference
     /// with `crc` to a node of `tree` at `level` means.
     fn recall(&mut self, page: u64, crc: u32, tree: TreeId, level: u8) -> Option<Node> {
-        match self.recent.get(&page) {
-            Some((c, t, n)) if *c == crc && *t == tree && n.level == level => {
-                self.recent.remove(&page).map(|e| e.2)
+        for map in [&mut self.recent, &mut self.spilled] {
+            match map.get(&page) {
+                Some((c, t, n)) if *c == crc && *t == tree && n.level == level => {
+                    return map.remove(&page).map(|e| e.2);
+                }
+                _ => {}
             }
-            _ => None,
+        }
+        None
+    }
+
+    /// Lets the spill about to write the dirty nodes keep decoded copies
+    /// of them, as long as dirty and kept nodes number at most `room`
+    /// (`0`: keep none, and forget those kept; the commit does this).
+    pub(crate) fn keep_spilled(&mut self, room: usize) {
+        self.spill_room = room;
+        if room == 0 {
+            self.spilled = HashMap::new();
+        }
+    }
+
+    /// Drops kept spilled nodes until dirty and kept ones fit the room.
+    fn trim_spilled(&mut self) {
+        while self.live + self.spilled.len() > self.spill_room {
+            // Which one goes matters little: the puts that follow a spill
+            // fall anywhere.
+            let Some(&page) = self.spilled.keys().next() else {
+                return;
+            };
+            self.spilled.remove(&page);
         }
     }
 
     /// Adds a node and returns its index.
     pub(crate) fn add(&mut self, node: Node) -> u32 {
         self.live += 1;
+        if !self.spilled.is_empty() {
+            self.trim_spilled();
+        }
         let d = Some(DirtyNode { node, page: None });
         match self.free.pop() {
             Some(i) => {
@@ -645,10 +687,13 @@ mod tests {
     #[derive(Default)]
     struct MemPages {
         pages: HashMap<u64, Box<[u8; NODE_SIZE]>>,
+        /// Nodes read (decoded) from the pages.
+        reads: std::cell::Cell<usize>,
     }
 
     impl PageSource for MemPages {
         fn node(&self, page: u64, crc: u32, tree: TreeId, level: u8) -> Result<NodeView<'_>> {
+            self.reads.set(self.reads.get() + 1);
             let b = self
                 .pages
                 .get(&page)
@@ -691,6 +736,135 @@ mod tests {
         if let Some(r) = t.root {
             t.root = Some(write(r, t.id, arena, pages, next));
         }
+    }
+
+    /// Writes every dirty node of `t` to `pages` like a spill does: the
+    /// arena keeps decoded copies of them while `room` allows.
+    fn spill(t: &mut Tree, arena: &mut Arena, pages: &mut MemPages, next: &mut u64, room: usize) {
+        fn write(
+            r: Ref,
+            t: TreeId,
+            arena: &mut Arena,
+            pages: &mut MemPages,
+            next: &mut u64,
+        ) -> Ref {
+            let Ref::Dirty(i) = r else {
+                return r;
+            };
+            let children: Vec<Ref> = arena.node(i).children.clone();
+            let written: Vec<Ref> = children
+                .into_iter()
+                .map(|c| write(c, t, arena, pages, next))
+                .collect();
+            let mut node = arena.finish(i).node;
+            node.children = written;
+            let page = node.encode(t, 1).unwrap();
+            let crc = crate::btree::node::page_crc(&page);
+            let at = *next;
+            *next += NODE_SIZE as u64;
+            pages.pages.insert(at, Box::new(page));
+            arena.remember(at, crc, t, node);
+            Ref::Clean { page: at, crc }
+        }
+        arena.keep_spilled(room);
+        if let Some(r) = t.root {
+            t.root = Some(write(r, t.id, arena, pages, next));
+        }
+    }
+
+    /// Random puts (most replacing), and removes if `removes` (a remove
+    /// reads the path before changing it), of keys from `pick` (a key and
+    /// a random number), against `model`.
+    fn churn(
+        t: &mut Tree,
+        arena: &mut Arena,
+        pages: &MemPages,
+        model: &mut BTreeMap<Vec<u8>, Vec<u8>>,
+        pick: &mut impl FnMut() -> (Vec<u8>, u64),
+        n: usize,
+        removes: bool,
+    ) {
+        for _ in 0..n {
+            let (key, r) = pick();
+            let mut freed = Vec::new();
+            let mut cx = Cx {
+                arena: &mut *arena,
+                src: pages,
+                freed: &mut freed,
+            };
+            if removes && (r >> 32).is_multiple_of(5) {
+                assert_eq!(t.remove(&mut cx, &key).unwrap(), model.remove(&key));
+            } else {
+                let val = vec![(r >> 8) as u8; (r >> 16) as usize % 120];
+                assert_eq!(
+                    t.insert(&mut cx, &key, &val).unwrap(),
+                    model.insert(key, val)
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn nodes_kept_from_a_spill_stand_in_for_their_pages() {
+        let mut x = 0x9e37_79b9_u64;
+        let mut rnd = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let keys: Vec<Vec<u8>> = (0..4000).map(|_| rnd().to_be_bytes().to_vec()).collect();
+        let mut pick = move || {
+            let r = rnd();
+            (keys[(r % keys.len() as u64) as usize].clone(), r)
+        };
+        let mut t = Tree {
+            id: TreeId::PRIMARY,
+            root: None,
+            height: 0,
+        };
+        let mut arena = Arena::default();
+        let mut pages = MemPages::default();
+        let mut next = 4096u64;
+        let mut model = BTreeMap::new();
+        churn(
+            &mut t, &mut arena, &pages, &mut model, &mut pick, 6000, true,
+        );
+        let nodes = arena.len();
+        assert!(nodes > 50, "{nodes} nodes");
+        // Room for all (and for the nodes splits add): every node the puts
+        // after the spill change is taken back from memory, none decoded
+        // from its page.
+        spill(&mut t, &mut arena, &mut pages, &mut next, 2 * nodes);
+        assert_eq!(arena.len(), 0);
+        assert_eq!(arena.spilled.len() + arena.recent.len(), nodes);
+        pages.reads.set(0);
+        churn(
+            &mut t, &mut arena, &pages, &mut model, &mut pick, 3000, false,
+        );
+        assert_eq!(pages.reads.get(), 0);
+        check(&t, &arena, &pages, &model);
+        // Little room: the copies give way to the nodes decoded after them
+        // (dirty and kept ones stay within it), and what the tree holds
+        // stays right.
+        for _ in 0..4 {
+            spill(&mut t, &mut arena, &mut pages, &mut next, 16);
+            assert!(arena.spilled.len() <= 16);
+            pages.reads.set(0);
+            churn(
+                &mut t, &mut arena, &pages, &mut model, &mut pick, 500, false,
+            );
+            assert!(pages.reads.get() > 0);
+            assert!(arena.len() + arena.spilled.len() <= arena.len().max(16));
+            churn(&mut t, &mut arena, &pages, &mut model, &mut pick, 200, true);
+            check(&t, &arena, &pages, &model);
+        }
+        // A commit forgets the copies (hot nodes stay in `recent`).
+        arena.keep_spilled(0);
+        assert!(arena.spilled.is_empty());
+        spill(&mut t, &mut arena, &mut pages, &mut next, 0);
+        assert!(arena.spilled.is_empty());
+        check(&t, &arena, &pages, &model);
     }
 
     fn check(t: &Tree, arena: &Arena, pages: &MemPages, model: &BTreeMap<Vec<u8>, Vec<u8>>) {

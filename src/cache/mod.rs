@@ -133,7 +133,10 @@ impl OpenOptions {
     /// during a long run of writes without [`flush`](Flushable::flush);
     /// default 4096, at least 64. Past it, the changed pages are written to
     /// free space in the file without a commit (no fsync; a crash still
-    /// leaves the last commit), and a later commit takes them in. Past 32
+    /// leaves the last commit), and a later commit takes them in; until
+    /// then, decoded copies of the pages written out stay in memory while
+    /// they and the changed pages number at most this limit, so that
+    /// changing them again needs no decoding. Past 32
     /// uncommitted keys per page of this limit (131,072 by default) the
     /// cache commits on its own, since readers see uncommitted entries
     /// through memory. A bulk load's memory beyond the page cache stays

@@ -300,7 +300,9 @@ impl DatasetFileCache {
     /// changes: readers see the committed state and the overlay, not the
     /// working trees.
     pub(crate) fn spill_if_over(&self, w: &mut Writer) -> Result<()> {
-        if w.txn.dirty_nodes() > self.max_dirty_pages && self.store.spill(&mut w.txn)? {
+        if w.txn.dirty_nodes() > self.max_dirty_pages
+            && self.store.spill(&mut w.txn, self.max_dirty_pages)?
+        {
             self.publish(w);
         }
         Ok(())

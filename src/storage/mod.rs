@@ -789,6 +789,9 @@ impl Store {
         // The nodes first: writing one drops the check of an earlier write
         // of its page (a spilled page handed back), then the other writes.
         let mut checks: Vec<(u64, u64, u32)> = Vec::new();
+        // Copies kept from spills go: between commits the writer keeps
+        // only the hot nodes.
+        txn.arena.keep_spilled(0);
         let roots = self.write_dirty(txn, seq, &mut checks, true)?;
         checks.extend(txn.written.iter().map(|(o, (l, c))| (*o, *l, *c)));
         let file_len = txn.alloc.file_len;
@@ -1080,9 +1083,14 @@ impl Store {
     /// pages it writes itself, and a change to one copies it and frees it
     /// at once (only this writer ever sees it). Returns whether the mapping
     /// was replaced (publish before readers look past the old end).
-    pub(crate) fn spill(&self, txn: &mut WriteTxn) -> Result<bool> {
+    ///
+    /// Decoded copies of the nodes written stay in memory while dirty and
+    /// kept nodes number at most `keep` (until the commit): the changes
+    /// that follow take them back without decoding their pages.
+    pub(crate) fn spill(&self, txn: &mut WriteTxn, keep: usize) -> Result<bool> {
         self.writable(txn)?;
         self.reclaim(txn);
+        txn.arena.keep_spilled(keep);
         let mut pages = Vec::new();
         let r = self.write_dirty(txn, txn.next_seq, &mut pages, false);
         for (p, len, crc) in pages {
