@@ -288,6 +288,53 @@ fn second_writer_is_locked_out() {
 }
 
 #[test]
+fn a_dropped_writer_releases_the_file_while_processes_are_spawned() {
+    // A child process being started holds copies of its parent's file
+    // descriptors until it runs its program; the writer lock belongs to
+    // the open file, so closing the handle's descriptor alone left it
+    // locked, and opening the file again at once failed (a third of the
+    // time here before dropping the handle unlocked it).
+    use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("spawn.dfc");
+    drop(DatasetFileCache::create(&p, 0).unwrap());
+    let stop = Arc::new(AtomicBool::new(false));
+    let spawned = Arc::new(AtomicU32::new(0));
+    let spawner = {
+        let (stop, spawned) = (stop.clone(), spawned.clone());
+        std::thread::spawn(move || {
+            let me = std::env::current_exe().unwrap();
+            while !stop.load(Ordering::Relaxed) {
+                std::process::Command::new(&me)
+                    .arg("--list")
+                    .stdout(std::process::Stdio::null())
+                    .status()
+                    .unwrap();
+                spawned.fetch_add(1, Ordering::Relaxed);
+            }
+        })
+    };
+    let start = std::time::Instant::now();
+    let mut opens = 0;
+    while (opens < 500 || spawned.load(Ordering::Relaxed) < 20)
+        && start.elapsed() < std::time::Duration::from_secs(20)
+    {
+        match DatasetFileCache::open(&p, false) {
+            Ok(c) => drop(c),
+            Err(e) => panic!("open {opens} failed: {e}"),
+        }
+        opens += 1;
+    }
+    stop.store(true, Ordering::Relaxed);
+    spawner.join().unwrap();
+    assert!(
+        spawned.load(Ordering::Relaxed) >= 20,
+        "too few processes spawned"
+    );
+}
+
+#[test]
 fn space_is_reused() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("reuse.dfc");

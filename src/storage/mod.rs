@@ -319,6 +319,8 @@ impl WriteTxn {
 pub(crate) struct Store {
     /// Where bytes go.
     pub backend: Box<dyn StorageBackend>,
+    /// The writer lock (none for read-only handles), held while this lives.
+    pub _lock: Option<open::WriterLock>,
     /// The file's path, for messages (absent for custom backends).
     pub path: Option<PathBuf>,
     /// Read-only handles never write a byte.

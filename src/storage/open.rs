@@ -115,9 +115,33 @@ fn init(b: &dyn StorageBackend, cap: u64, sync: bool) -> Result<()> {
     Ok(())
 }
 
-fn lock(b: &dyn StorageBackend) -> Result<()> {
-    match b.file().try_lock() {
-        Ok(()) => Ok(()),
+/// The writer's lock on the file, released explicitly when dropped.
+///
+/// Closing the file is not enough to release it: the lock belongs to the
+/// open file, and a child process being started by another thread holds a
+/// copy of every descriptor of its parent until it runs its program. A
+/// handle dropped meanwhile kept the file locked, and opening it again at
+/// once failed with [`Error::Locked`] (a third of the time in a loop
+/// beside a thread spawning processes).
+#[derive(Debug)]
+pub(crate) struct WriterLock(std::fs::File);
+
+impl Drop for WriterLock {
+    fn drop(&mut self) {
+        // Unlocking releases the lock for every copy of the descriptor.
+        let _ = self.0.unlock();
+    }
+}
+
+fn lock(b: &dyn StorageBackend) -> Result<WriterLock> {
+    // A second descriptor for the same open file: the lock is the open
+    // file's, and this one outlives the backend's until the lock is gone.
+    let f = b
+        .file()
+        .try_clone()
+        .map_err(|e| Error::io("locking the file", e))?;
+    match f.try_lock() {
+        Ok(()) => Ok(WriterLock(f)),
         Err(std::fs::TryLockError::WouldBlock) => Err(Error::Locked { path: None }),
         Err(std::fs::TryLockError::Error(e)) => Err(Error::io("locking the file", e)),
     }
@@ -188,12 +212,12 @@ pub(crate) fn create_backend(
     pins: Arc<dyn Pins>,
 ) -> Result<Opened> {
     check_max_size(cap)?;
-    lock(&*backend)?;
+    let lock = lock(&*backend)?;
     if let Probe::Foreign(e) = probe(&*backend)? {
         return Err(e);
     }
     init(&*backend, cap, opts.sync)?;
-    open_locked(backend, path, false, opts, pins)
+    open_locked(backend, Some(lock), path, false, opts, pins)
 }
 
 /// Opens an existing cache file.
@@ -226,15 +250,18 @@ pub(crate) fn open_backend(
     opts: StoreOptions,
     pins: Arc<dyn Pins>,
 ) -> Result<Opened> {
-    if !read_only {
-        lock(&*backend)?;
-    }
-    open_locked(backend, path, read_only, opts, pins)
+    let lock = if read_only {
+        None
+    } else {
+        Some(lock(&*backend)?)
+    };
+    open_locked(backend, lock, path, read_only, opts, pins)
 }
 
 /// Reads and checks the committed state; the writer lock (if any) is held.
 fn open_locked(
     backend: Box<dyn StorageBackend>,
+    lock: Option<WriterLock>,
     path: Option<PathBuf>,
     read_only: bool,
     opts: StoreOptions,
@@ -277,6 +304,7 @@ fn open_locked(
     let mapping = Arc::new(Mapping::new(backend.file(), map_len)?);
     let store = Store {
         backend,
+        _lock: lock,
         path,
         read_only,
         pins,
