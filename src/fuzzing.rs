@@ -799,6 +799,29 @@ pub mod sim {
             self.put_by("put_with_meta", k, v, meta, |c| c.put_with_meta(k, v, meta))
         }
 
+        /// `put_many` of `items` (one commit at its end). Only for caches
+        /// without a maximum size: eviction may commit part of a batch, a
+        /// state the windows do not describe.
+        pub fn put_many(&mut self, items: &[(Vec<u8>, Vec<u8>)]) -> Result<(), String> {
+            if self.model.max_size != 0 {
+                return Err("put_many in the harness needs a cache without a maximum size".into());
+            }
+            self.step(format!("put_many of {} items", items.len()), true, |h| {
+                let n = h
+                    .c()
+                    .put_many(items.iter().map(|(k, v)| (k, v)))
+                    .map_err(|e| format!("put_many: {e}"))?;
+                if n != items.len() as u64 {
+                    return Err(format!("put_many stored {n} of {} items", items.len()));
+                }
+                for (k, v) in items {
+                    h.model.entries.insert(k.clone(), v.clone());
+                    h.model.meta.remove(k);
+                }
+                Ok(())
+            })
+        }
+
         /// `put_stream` of `v`, read in pieces.
         pub fn put_stream(&mut self, k: &[u8], v: &[u8]) -> Result<(), String> {
             self.put_by("put_stream", k, v, &[], |c| {

@@ -351,6 +351,55 @@ fn power_loss_while_a_long_transaction_spills_nodes() {
     assert!(c.images >= 200, "only {} crash images", c.images);
 }
 
+/// `put_many` batches of keys in random order (some twice) among puts and
+/// removes, with `max_dirty_pages(64)`: a batch spills index nodes on the
+/// way and commits once at its end. A power loss at any point must leave
+/// the last commit (or the one in flight), never part of a batch.
+#[test]
+fn power_loss_during_put_many_batches() {
+    let (seed, dir, mut h, mut r, ops) = long_workload(0x5eed_0004, 0, 60, 600);
+    for i in 0..ops {
+        let res = match r.below(10) {
+            0..=3 => {
+                // Keys in random order, some twice (the last value wins).
+                let items: Vec<(Vec<u8>, Vec<u8>)> = (0..20 + r.below(180))
+                    .map(|j| {
+                        let k = format!("many-{:05}", r.below(4000)).into_bytes();
+                        let len = match r.below(8) {
+                            0 => 300 + r.below(6000) as usize,
+                            _ => 10 + r.below(240) as usize,
+                        };
+                        (k, bytes(len, seed ^ (i << 20) ^ j, false))
+                    })
+                    .collect();
+                h.put_many(&items)
+            }
+            4..=6 => {
+                let k = format!("many-{:05}", r.below(4000)).into_bytes();
+                h.put(
+                    &k,
+                    &bytes(10 + r.below(500) as usize, seed ^ (i << 20), false),
+                )
+            }
+            7 => h.remove(&format!("many-{:05}", r.below(4000)).into_bytes()),
+            8 => h.flush(),
+            _ => h.reopen(),
+        };
+        if let Err(e) = res {
+            panic!("put_many workload seed {seed:#x}, operation {i}: {e}");
+        }
+    }
+    h.flush().unwrap();
+    let batches = h
+        .windows
+        .iter()
+        .filter(|w| w.what.starts_with("put_many"))
+        .count();
+    assert!(batches >= 12, "only {batches} put_many batches");
+    let c = crash_images(seed, false, &dir, &h, 2);
+    assert!(c.images >= 200, "only {} crash images", c.images);
+}
+
 /// Small values under a tight maximum size, without flushes: inline puts
 /// and removals take no extent, so before each change the cache makes sure
 /// the pages its commit needs are free (committing and evicting ahead).

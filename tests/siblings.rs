@@ -118,6 +118,127 @@ fn bulk_get_and_put() {
 }
 
 #[test]
+fn put_many_in_any_order_stores_every_item_once_with_its_last_value() {
+    // Keys in random order, values of every kind (inline, in extents,
+    // chunked, compressed with a prefix's dictionary), some keys given
+    // twice: every value comes back as given, a key given twice with its
+    // last value, before and after reopening.
+    let dir = tempfile::tempdir().unwrap();
+    let c = cache(&dir, 0);
+    let words: Vec<u8> = b"tile elevation shard document metadata block "
+        .iter()
+        .copied()
+        .cycle()
+        .take(64 << 10)
+        .collect();
+    c.train_dictionary_for(b"doc/", (0..64).map(|i| &words[i * 97..i * 97 + 900]), 4096)
+        .unwrap();
+    let mut x = 0x51_7cc1_b727_220au64;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let mut items: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+    for i in 0..70_000u64 {
+        let r = next();
+        // Keys in random order; one in twenty is given again later.
+        let id = if i % 20 == 19 { r % i } else { i };
+        let prefix = ["doc/", "raw/"][(r >> 8) as usize % 2];
+        let key = format!("{prefix}{:08x}", id.wrapping_mul(0x9e37_79b9) % (1 << 32));
+        let len = match (r >> 16) % 50 {
+            _ if i % 2000 == 7 => (1 << 20) + 5000, // chunked
+            0..=9 => 300 + (r >> 24) as usize % 20_000,
+            _ => 1 + (r >> 24) as usize % 250,
+        };
+        let v: Vec<u8> = if prefix == "doc/" {
+            words[(r >> 40) as usize % 1000..][..len.min(60_000)].to_vec()
+        } else {
+            (0..len).map(|j| (j as u64 ^ r) as u8).collect()
+        };
+        items.push((key.into_bytes(), v));
+    }
+    let mut last = std::collections::BTreeMap::new();
+    for (k, v) in &items {
+        last.insert(k.clone(), v.clone());
+    }
+    assert_eq!(
+        c.put_many(items.iter().map(|(k, v)| (k, v))).unwrap(),
+        items.len() as u64
+    );
+    let check = |c: &DatasetFileCache| {
+        assert_eq!(c.len(), last.len() as u64);
+        for (k, v) in &last {
+            assert_eq!(&c.get(k).unwrap().unwrap().to_vec(), v, "{k:?}");
+        }
+        let scanned: Vec<Vec<u8>> = c.scan(b"").unwrap().map(|e| e.unwrap().0).collect();
+        assert_eq!(scanned, last.keys().cloned().collect::<Vec<_>>());
+    };
+    check(&c);
+    drop(c);
+    let c = DatasetFileCache::open(dir.path().join("s.dfc"), false).unwrap();
+    assert!(c.verify().unwrap().is_ok());
+    check(&c);
+}
+
+#[test]
+fn put_many_stores_the_items_before_a_bad_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = cache(&dir, 0);
+    let items: Vec<(Vec<u8>, Vec<u8>)> = vec![
+        (b"z".to_vec(), vec![1; 10]),
+        (b"a".to_vec(), vec![2; 5000]),
+        (Vec::new(), vec![3; 10]),
+        (b"m".to_vec(), vec![4; 10]),
+    ];
+    assert!(matches!(
+        c.put_many(items.iter().map(|(k, v)| (k, v))),
+        Err(Error::InvalidKey { .. })
+    ));
+    drop(c);
+    let c = DatasetFileCache::open(dir.path().join("s.dfc"), false).unwrap();
+    assert_eq!(c.get(b"z").unwrap().unwrap().to_vec(), vec![1; 10]);
+    assert_eq!(c.get(b"a").unwrap().unwrap().to_vec(), vec![2; 5000]);
+    assert!(c.get(b"m").unwrap().is_none());
+    assert_eq!(c.len(), 2);
+    assert!(c.verify().unwrap().is_ok());
+}
+
+#[test]
+fn put_many_of_more_than_the_cache_holds_keeps_the_newest() {
+    // Eviction makes room as the items come: the batch succeeds, the file
+    // stays within its maximum size and the items given last are kept.
+    let dir = tempfile::tempdir().unwrap();
+    let cap = 4 << 20;
+    let c = OpenOptions::new()
+        .sync(false)
+        .compression_level(None)
+        .create(dir.path().join("s.dfc"), cap)
+        .unwrap();
+    let items: Vec<(Vec<u8>, Vec<u8>)> = (0..3000u32)
+        .map(|i| {
+            let key = (i.wrapping_mul(2_654_435_761)).to_be_bytes().to_vec();
+            (key, vec![i as u8; 2000 + (i as usize % 7) * 300])
+        })
+        .collect();
+    assert_eq!(c.put_many(items.iter().map(|(k, v)| (k, v))).unwrap(), 3000);
+    let s = c.stats().unwrap();
+    assert!(s.file_size <= cap, "{} > {cap}", s.file_size);
+    assert!(s.evictions > 0);
+    // What is left is right, and the items given last are there.
+    for (k, v) in &items {
+        if let Some(got) = c.get(k).unwrap() {
+            assert_eq!(&got.to_vec(), v);
+        }
+    }
+    for (k, _) in &items[items.len() - 20..] {
+        assert!(c.get(k).unwrap().is_some());
+    }
+    assert!(c.verify().unwrap().is_ok());
+}
+
+#[test]
 fn groups_list_keys_and_survive_eviction() {
     let dir = tempfile::tempdir().unwrap();
     let c = OpenOptions::new()
