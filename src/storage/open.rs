@@ -121,7 +121,7 @@ fn init(b: &dyn StorageBackend, cap: u64, sync: bool) -> Result<()> {
 /// open file, and a child process being started by another thread holds a
 /// copy of every descriptor of its parent until it runs its program. A
 /// handle dropped meanwhile kept the file locked, and opening it again at
-/// once failed with [`Error::Locked`] (a third of the time in a loop
+/// once failed with [`Error::Locked`] (16-30 % of the time in a loop
 /// beside a thread spawning processes).
 #[derive(Debug)]
 pub(crate) struct WriterLock(std::fs::File);
