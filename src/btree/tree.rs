@@ -738,6 +738,15 @@ mod tests {
         }
     }
 
+    /// An empty primary index.
+    fn empty_primary() -> Tree {
+        Tree {
+            id: TreeId::PRIMARY,
+            root: None,
+            height: 0,
+        }
+    }
+
     /// Writes every dirty node of `t` to `pages` like a spill does: the
     /// arena keeps decoded copies of them while `room` allows.
     fn spill(t: &mut Tree, arena: &mut Arena, pages: &mut MemPages, next: &mut u64, room: usize) {
@@ -818,11 +827,7 @@ mod tests {
             let r = rnd();
             (keys[(r % keys.len() as u64) as usize].clone(), r)
         };
-        let mut t = Tree {
-            id: TreeId::PRIMARY,
-            root: None,
-            height: 0,
-        };
+        let mut t = empty_primary();
         let mut arena = Arena::default();
         let mut pages = MemPages::default();
         let mut next = 4096u64;
@@ -891,11 +896,7 @@ mod tests {
             rng ^= rng << 17;
             rng
         };
-        let mut t = Tree {
-            id: TreeId::PRIMARY,
-            root: None,
-            height: 0,
-        };
+        let mut t = empty_primary();
         let mut arena = Arena::default();
         let mut pages = MemPages::default();
         let mut next_page = 4096u64;
