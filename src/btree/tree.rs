@@ -707,48 +707,12 @@ mod tests {
 
     /// Writes every dirty node of `t` to `pages`, like a commit does.
     fn commit(t: &mut Tree, arena: &mut Arena, pages: &mut MemPages, next: &mut u64) {
-        fn write(
-            r: Ref,
-            t: TreeId,
-            arena: &mut Arena,
-            pages: &mut MemPages,
-            next: &mut u64,
-        ) -> Ref {
-            match r {
-                Ref::Clean { .. } => r,
-                Ref::Dirty(i) => {
-                    let children: Vec<Ref> = arena.node(i).children.clone();
-                    let written: Vec<Ref> = children
-                        .into_iter()
-                        .map(|c| write(c, t, arena, pages, next))
-                        .collect();
-                    arena.node_mut(i).children = written;
-                    let page = arena.node(i).encode(t, 1).unwrap();
-                    let crc = crate::btree::node::page_crc(&page);
-                    let at = *next;
-                    *next += NODE_SIZE as u64;
-                    pages.pages.insert(at, Box::new(page));
-                    arena.take(i);
-                    Ref::Clean { page: at, crc }
-                }
-            }
-        }
-        if let Some(r) = t.root {
-            t.root = Some(write(r, t.id, arena, pages, next));
-        }
-    }
-
-    /// An empty primary index.
-    fn empty_primary() -> Tree {
-        Tree {
-            id: TreeId::PRIMARY,
-            root: None,
-            height: 0,
-        }
+        spill(t, arena, pages, next, 0);
     }
 
     /// Writes every dirty node of `t` to `pages` like a spill does: the
-    /// arena keeps decoded copies of them while `room` allows.
+    /// arena keeps decoded copies of them while `room` allows (`0`: only
+    /// the hot ones, as after a commit).
     fn spill(t: &mut Tree, arena: &mut Arena, pages: &mut MemPages, next: &mut u64, room: usize) {
         fn write(
             r: Ref,
@@ -778,6 +742,15 @@ mod tests {
         arena.keep_spilled(room);
         if let Some(r) = t.root {
             t.root = Some(write(r, t.id, arena, pages, next));
+        }
+    }
+
+    /// An empty primary index.
+    fn empty_primary() -> Tree {
+        Tree {
+            id: TreeId::PRIMARY,
+            root: None,
+            height: 0,
         }
     }
 
