@@ -811,13 +811,8 @@ fn a_long_random_run_of_writes_through_spills_reads_back_exactly() {
         .max_dirty_pages(64)
         .create(&p, 0)
         .unwrap();
-    let mut x = 0x2545_f491_4f6c_dd1du64;
-    let mut next = move || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
-    };
+    let mut rng = dfcache::fuzzing::sim::Rng(0x2545_f491_4f6c_dd1du64);
+    let mut next = move || rng.next_u64();
     let mut model = std::collections::HashMap::new();
     for _ in 0..30_000 {
         let r = next();

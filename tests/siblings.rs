@@ -133,13 +133,8 @@ fn put_many_in_any_order_stores_every_item_once_with_its_last_value() {
         .collect();
     c.train_dictionary_for(b"doc/", (0..64).map(|i| &words[i * 97..i * 97 + 900]), 4096)
         .unwrap();
-    let mut x = 0x51_7cc1_b727_220au64;
-    let mut next = move || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
-    };
+    let mut rng = dfcache::fuzzing::sim::Rng(0x51_7cc1_b727_220au64);
+    let mut next = move || rng.next_u64();
     let mut items: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
     for i in 0..70_000u64 {
         let r = next();
